@@ -1,0 +1,63 @@
+//! The one trait every provider module implements, and the choice of implementation per route.
+//!
+//! Keeping the three entry points (request, buffered response, stream decoder) behind one trait
+//! means the public functions in `lib.rs` and [`crate::StreamInspector`] dispatch once and never
+//! name a provider, and a new provider is one new module plus one line in [`for_route`].
+
+use serde_json::Value;
+
+use crate::ProtocolError;
+use crate::exchange::{ExchangeRequest, ExchangeResponse};
+use crate::route::{Operation, Provider, Route};
+use crate::{anthropic, gemini, ollama, openai, openai_responses};
+
+/// One provider wire protocol.
+pub(crate) trait Protocol: Sync {
+    /// Reads a client request body already parsed as JSON.
+    ///
+    /// MUST give every client string its JSON path, and MUST return [`ProtocolError::Shape`] for a
+    /// container or string it cannot read rather than skip it silently: content protection only
+    /// sees what this returns.
+    fn parse_request(&self, route: &Route, body: &Value) -> Result<ExchangeRequest, ProtocolError>;
+
+    /// Reads a buffered upstream response body (success or error shape). MUST NOT fail on a
+    /// well-formed JSON value of an unexpected shape; it reads what it recognises.
+    fn parse_response(&self, route: &Route, body: &Value) -> ExchangeResponse;
+
+    /// A decoder for the events of a streamed response to `route`.
+    fn stream_decoder(&self, route: &Route) -> Box<dyn StreamDecoder>;
+}
+
+/// What one stream event meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Decoded (or recognised and deliberately ignored, like a ping).
+    Event,
+    /// Decoded, and it is the provider's terminal event.
+    Terminal,
+    /// Not decodable; skipped.
+    Malformed,
+}
+
+/// Reassembles a response from the events of one stream.
+///
+/// Implementations MUST produce the same response for the same sequence of events, and MUST NOT
+/// panic whatever the payloads hold.
+pub(crate) trait StreamDecoder: Send + Sync {
+    /// Handles one event: its SSE `event:` name, if any, and its payload bytes.
+    fn event(&mut self, name: Option<&str>, data: &[u8]) -> Outcome;
+
+    /// The response assembled from every event so far.
+    fn finish(self: Box<Self>) -> ExchangeResponse;
+}
+
+/// The protocol implementation for a route.
+pub(crate) fn for_route(route: &Route) -> &'static dyn Protocol {
+    match (route.provider, route.operation) {
+        (Provider::OpenAi, Operation::Responses) => &openai_responses::Responses,
+        (Provider::OpenAi, _) => &openai::OpenAi,
+        (Provider::Anthropic, _) => &anthropic::Anthropic,
+        (Provider::Gemini, _) => &gemini::Gemini,
+        (Provider::Ollama, _) => &ollama::Ollama,
+    }
+}

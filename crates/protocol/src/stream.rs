@@ -1,0 +1,163 @@
+//! Incremental decoding of streamed responses: framing (from [`crate::framing`]) feeding the
+//! provider's event decoder (from the provider modules).
+//!
+//! This module owns offsets and terminal detection: it turns "the terminal event starts at stream
+//! byte N" into an offset within the chunk being pushed. It owns no provider knowledge and does no
+//! I/O; chunks are fed exactly as received and any split point gives the same result.
+
+use crate::exchange::ExchangeResponse;
+use crate::framing::{Frame, Framing, Splitter};
+use crate::protocol::{Outcome, StreamDecoder, for_route};
+use crate::route::Route;
+
+/// What one [`StreamInspector::push`] decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Complete events decoded from this chunk (malformed ones are not counted here).
+    pub events: usize,
+    /// Byte offset within this chunk where the terminal event starts, if it is completed by this
+    /// chunk and starts in it. For SSE this is the start of the event's first line, for NDJSON the
+    /// line start, for a JSON-array stream the closing `]`. When the terminal event began in an
+    /// earlier chunk this is `None` (but [`StreamInspector::saw_terminal`] turns true).
+    pub terminal_at: Option<usize>,
+}
+
+/// Incremental decoder for a streamed response.
+///
+/// Bytes may arrive split anywhere (inside an SSE line, an NDJSON line, a JSON string or a UTF-8
+/// character); the reassembled [`ExchangeResponse`] is the same whatever the split points. Work per
+/// chunk is proportional to the chunk: only the event in progress is buffered.
+///
+/// ```
+/// use warden_protocol::{classify, Framing, StreamInspector};
+/// let route = classify("POST", "/v1/chat/completions").unwrap();
+/// let mut inspector = StreamInspector::new(&route, Framing::Sse);
+/// let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n";
+/// let first = inspector.push(&body[..30]);
+/// assert_eq!(first.events, 0);
+/// let rest = inspector.push(&body[30..]);
+/// assert_eq!(rest.terminal_at, Some(body.len() - 30 - 14));
+/// assert!(inspector.saw_terminal());
+/// assert_eq!(inspector.finish().output_text, "Hi");
+/// ```
+pub struct StreamInspector {
+    route: Route,
+    framing: Framing,
+    /// `None` for [`Framing::Json`], which is buffered whole and parsed at the end.
+    splitter: Option<Splitter>,
+    decoder: Box<dyn StreamDecoder>,
+    /// The whole body, for [`Framing::Json`] only.
+    buffered: Vec<u8>,
+    /// Absolute offset of the next chunk's first byte.
+    offset: u64,
+    malformed: usize,
+    terminal: bool,
+}
+
+impl std::fmt::Debug for StreamInspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamInspector")
+            .field("route", &self.route)
+            .field("framing", &self.framing)
+            .field("offset", &self.offset)
+            .field("malformed", &self.malformed)
+            .field("terminal", &self.terminal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamInspector {
+    /// Starts decoding a response to `route` framed as `framing` (see [`Framing::detect`]).
+    ///
+    /// With [`Framing::Json`] the whole body is buffered and parsed by
+    /// [`StreamInspector::finish`] as [`crate::parse_response`] would; no events are reported.
+    pub fn new(route: &Route, framing: Framing) -> StreamInspector {
+        StreamInspector {
+            route: route.clone(),
+            framing,
+            splitter: Splitter::new(framing),
+            decoder: for_route(route).stream_decoder(route),
+            buffered: Vec::new(),
+            offset: 0,
+            malformed: 0,
+            terminal: false,
+        }
+    }
+
+    /// Feeds the next chunk exactly as received. Never panics: malformed events are counted
+    /// ([`StreamInspector::malformed_events`]) and skipped.
+    pub fn push(&mut self, chunk: &[u8]) -> Progress {
+        let base = self.offset;
+        self.offset += chunk.len() as u64;
+        let mut progress = Progress::default();
+        let Some(splitter) = self.splitter.as_mut() else {
+            // One JSON document: the gateway's response size limit bounds it, not an event cap.
+            self.buffered.extend_from_slice(chunk);
+            return progress;
+        };
+        let array = self.framing == Framing::JsonArrayStream;
+        let Self {
+            decoder,
+            malformed,
+            terminal,
+            ..
+        } = self;
+        let mut on_terminal = |start: u64, progress: &mut Progress| {
+            if !*terminal {
+                *terminal = true;
+                // `start` is never past the end of this chunk; `checked_sub` covers an event that
+                // began in an earlier chunk.
+                progress.terminal_at = start
+                    .checked_sub(base)
+                    .and_then(|off| usize::try_from(off).ok());
+            }
+        };
+        splitter.push(chunk, &mut |frame| match frame {
+            Frame::Event { start, name, data } => match decoder.event(name, data) {
+                Outcome::Event => progress.events += 1,
+                Outcome::Terminal => {
+                    progress.events += 1;
+                    // A streamed array ends at its `]`; a finish reason inside it is not the end.
+                    if !array {
+                        on_terminal(start, &mut progress);
+                    }
+                }
+                Outcome::Malformed => *malformed += 1,
+            },
+            Frame::ArrayEnd { at } => {
+                progress.events += 1;
+                on_terminal(at, &mut progress);
+            }
+            Frame::Malformed => *malformed += 1,
+        });
+        progress
+    }
+
+    /// Events that could not be decoded and were skipped so far.
+    pub fn malformed_events(&self) -> usize {
+        self.malformed
+    }
+
+    /// Whether the terminal event has been seen: OpenAI `data: [DONE]`; Responses
+    /// `response.completed`, `response.failed` or `response.incomplete`; Anthropic `message_stop`;
+    /// Gemini a chunk carrying `finishReason` (SSE) or the closing `]` (JSON-array stream); Ollama
+    /// a line with `"done": true`.
+    pub fn saw_terminal(&self) -> bool {
+        self.terminal
+    }
+
+    /// Flushes any partial trailing event (a stream cut short still yields what it carried) and
+    /// returns the reassembled response.
+    pub fn finish(mut self) -> ExchangeResponse {
+        let Some(mut splitter) = self.splitter.take() else {
+            return crate::parse_response(&self.route, &self.buffered).unwrap_or_default();
+        };
+        let decoder = &mut self.decoder;
+        splitter.finish(&mut |frame| {
+            if let Frame::Event { name, data, .. } = frame {
+                decoder.event(name, data);
+            }
+        });
+        self.decoder.finish()
+    }
+}

@@ -1,0 +1,71 @@
+//! The `warden` command line: clap definitions and one module per command.
+//!
+//! Commands parse flags into [`crate::config::Overrides`] and hand off to the library; they own
+//! printing and exit codes, nothing else.
+
+pub mod config_check;
+pub mod init;
+pub mod mock;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Overrides;
+
+/// Warden: a governance gateway for AI agents.
+///
+/// Point an agent's LLM SDK at Warden (OPENAI_BASE_URL=http://127.0.0.1:8474/v1,
+/// ANTHROPIC_BASE_URL=http://127.0.0.1:8474, Gemini's http_options.base_url) and every exchange
+/// passes through its pipeline. Start with `warden demo`.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, propagate_version = true)]
+pub struct Cli {
+    /// State directory (ledger, keys, gateway.json).
+    #[arg(long, global = true, env = "WARDEN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Log format on stderr: human or json.
+    #[arg(long, global = true, env = "WARDEN_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(serve::Args),
+    /// Start the built-in mock provider and the gateway, send sample traffic for every provider
+    /// (buffered and streaming) and print what went through. No API key, no network.
+    Demo(crate::demo::Args),
+    /// Run a fake OpenAI/Anthropic/Gemini/Ollama server for tests, demos and benchmarks.
+    MockUpstream(mock::Args),
+    /// Write a commented warden.toml and create the data directory.
+    Init(init::Args),
+    /// Validate and inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `warden config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file and print the effective settings (file + environment + defaults).
+    Check(config_check::Args),
+}
+
+impl Cli {
+    /// Overrides common to every command (data dir, log format).
+    pub fn base_overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            log_format: self.log_format.clone(),
+            ..Overrides::default()
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Configuration: `warden.toml` (strict), environment and flags, validated once at start-up.
+//!
+//! Two stages, as in ripgrep's `LowArgs` → `HiArgs`: [`raw`] mirrors the TOML exactly (serde,
+//! unknown keys rejected with their line) and [`Config`] is the validated result every other
+//! module reads. Validation happens here and only here; a `Config` that exists is usable.
+//! Precedence, highest first: command-line flags, `WARDEN_*` environment variables, the file,
+//! built-in defaults. This module never logs secrets and never touches the network.
+
+mod raw;
+mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use warden_protocol::Provider;
+
+pub use units::{parse_bytes, parse_duration};
+
+/// Default listen address (DESIGN.md "Defaults").
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8474";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = ".warden";
+/// Default config file looked for in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "warden.toml";
+
+/// A config that could not be loaded; every variant says where and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys / wrong types (the message names the line).
+    #[error("{path}: {message}")]
+    Syntax {
+        /// File path.
+        path: String,
+        /// toml's message, which includes line, column and the offending key.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{origin}: `{key}`: {message}")]
+    Invalid {
+        /// `file:line`, an environment variable, or a flag.
+        origin: String,
+        /// The key, dotted (`limits.connect_timeout`).
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Request and upstream limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    /// Largest request body accepted (413 above).
+    pub max_request_bytes: usize,
+    /// Largest request head (request line + headers) accepted.
+    pub max_header_bytes: usize,
+    /// Requests handled at once; more get 503 at once.
+    pub max_concurrent_requests: usize,
+    /// Upstream TCP+TLS connect timeout (504 `upstream_timeout` on expiry).
+    #[serde(serialize_with = "units::ser_duration")]
+    pub connect_timeout: Duration,
+    /// Time allowed from forwarding a request to the upstream's response headers (504 after).
+    #[serde(serialize_with = "units::ser_duration")]
+    pub response_timeout: Duration,
+    /// Longest silence allowed between two body chunks of an upstream response.
+    #[serde(serialize_with = "units::ser_duration")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: 32 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_concurrent_requests: 4096,
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// An upstream origin: scheme, authority and an optional path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`.
+    pub authority: String,
+    /// Path prefix without a trailing slash (empty for none), e.g. `/openai` for a proxy mount.
+    pub path_prefix: String,
+}
+
+impl BaseUrl {
+    /// Parses `scheme://host[:port][/prefix]`. Query strings and fragments are refused.
+    pub fn parse(s: &str) -> Result<BaseUrl, String> {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("`{s}` is not a URL; expected e.g. https://api.openai.com"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!(
+                "scheme `{scheme}` is not supported; use http or https"
+            ));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(format!(
+                "`{s}` has a query or fragment; an upstream is an origin with an optional path prefix"
+            ));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!(
+                "`{s}` needs a host (and no user:password@; provider credentials are sent as headers)"
+            ));
+        }
+        authority
+            .parse::<http::uri::Authority>()
+            .map_err(|e| format!("`{authority}` is not a valid host[:port]: {e}"))?;
+        Ok(BaseUrl {
+            scheme,
+            authority: authority.to_string(),
+            path_prefix: path.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme, self.authority, self.path_prefix
+        )
+    }
+}
+
+impl Serialize for BaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One configured upstream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Upstream {
+    /// Name; requests reach it under `/<name>/...`.
+    pub name: String,
+    /// Protocol it speaks.
+    pub provider: Provider,
+    /// Where it is.
+    pub url: BaseUrl,
+    /// Whether it serves the provider's root paths (`/v1/chat/completions` with no prefix).
+    pub default: bool,
+    /// Where this upstream's URL came from (`built-in default`, `warden.toml:12`, `--upstream`, env).
+    pub source: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// File the config was read from, if any.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+    /// Address the gateway listens on.
+    pub listen: SocketAddr,
+    /// Whether a non-loopback listen address is allowed.
+    pub allow_remote: bool,
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+    /// Every upstream, one default per provider first.
+    pub upstreams: Vec<Upstream>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `warden=debug`.
+    pub log_level: String,
+}
+
+/// Settings from flags and environment that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen` / `WARDEN_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `WARDEN_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--allow-remote`.
+    pub allow_remote: bool,
+    /// `--upstream NAME=URL` in order, with the origin to blame in errors.
+    pub upstreams: Vec<(String, String, String)>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+}
+
+impl Overrides {
+    /// Adds `WARDEN_UPSTREAM_<NAME>` variables (below any `--upstream` flags, which win).
+    pub fn with_env_upstreams(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut env: Vec<(String, String, String)> = vars
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("WARDEN_UPSTREAM_")?;
+                Some((name.to_ascii_lowercase().replace('_', "-"), v, k.clone()))
+            })
+            .collect();
+        env.sort();
+        env.append(&mut self.upstreams);
+        self.upstreams = env;
+        self
+    }
+}
+
+impl Config {
+    /// Loads `path` (or `./warden.toml` when present and `path` is `None`) and applies overrides.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let implicit = Path::new(DEFAULT_CONFIG_FILE);
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if implicit.is_file() => Some(implicit.to_path_buf()),
+            None => None,
+        };
+        let (raw, text) = match &file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                (raw::parse(&text, &p.display().to_string())?, text)
+            }
+            None => (raw::RawConfig::default(), String::new()),
+        };
+        let name = file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<defaults>".into());
+        let mut config = raw::validate(raw, &text, &name)?;
+        config.file = file;
+        config.apply(overrides)?;
+        Ok(config)
+    }
+
+    /// Parses a config from a string (tests and `config check -`).
+    pub fn from_str(text: &str, name: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let raw = raw::parse(text, name)?;
+        let mut config = raw::validate(raw, text, name)?;
+        config.apply(overrides)?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        if let Some(listen) = &o.listen {
+            self.listen = listen.parse().map_err(|e| ConfigError::Invalid {
+                origin: "--listen / WARDEN_LISTEN".into(),
+                key: "server.listen".into(),
+                message: format!("`{listen}` is not an address like 127.0.0.1:8474: {e}"),
+            })?;
+        }
+        if let Some(dir) = &o.data_dir {
+            self.data_dir = dir.clone();
+        }
+        self.allow_remote |= o.allow_remote;
+        if let Some(f) = &o.log_format {
+            self.log_format = raw::log_format(f).map_err(|message| ConfigError::Invalid {
+                origin: "--log-format".into(),
+                key: "log.format".into(),
+                message,
+            })?;
+        }
+        for (name, url, origin) in &o.upstreams {
+            let invalid = |message: String| ConfigError::Invalid {
+                origin: origin.clone(),
+                key: format!("upstreams.{name}.url"),
+                message,
+            };
+            let url = BaseUrl::parse(url).map_err(invalid)?;
+            if let Some(u) = self.upstreams.iter_mut().find(|u| u.name == *name) {
+                u.url = url;
+                u.source = origin.clone();
+                continue;
+            }
+            let Some(provider) = Provider::from_name(name) else {
+                let known: Vec<&str> = self.upstreams.iter().map(|u| u.name.as_str()).collect();
+                return Err(invalid(format!(
+                    "no upstream named `{name}`; use a provider name (openai, anthropic, gemini, ollama) or one of: {}",
+                    known.join(", ")
+                )));
+            };
+            // A provider whose default upstream has another name: the override re-points the default.
+            if let Some(u) = self
+                .upstreams
+                .iter_mut()
+                .find(|u| u.provider == provider && u.default)
+            {
+                u.url = url;
+                u.source = origin.clone();
+            }
+        }
+        if !self.allow_remote && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                origin: "server.listen".into(),
+                key: "server.listen".into(),
+                message: format!(
+                    "{} is not a loopback address; binding beyond loopback needs --allow-remote (or server.allow_remote = true)",
+                    self.listen
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The upstream serving `provider`'s root paths.
+    pub fn default_upstream(&self, provider: Provider) -> &Upstream {
+        self.upstreams
+            .iter()
+            .find(|u| u.provider == provider && u.default)
+            .expect("validate() guarantees one default upstream per provider")
+    }
+
+    /// Renders the effective configuration as TOML, for `warden config check`.
+    pub fn render(&self) -> String {
+        #[derive(Serialize)]
+        struct View<'a> {
+            server: ServerView<'a>,
+            limits: &'a Limits,
+            log: LogView<'a>,
+            upstreams: BTreeMap<&'a str, UpstreamView<'a>>,
+        }
+        #[derive(Serialize)]
+        struct ServerView<'a> {
+            listen: String,
+            allow_remote: bool,
+            data_dir: &'a Path,
+        }
+        #[derive(Serialize)]
+        struct LogView<'a> {
+            format: LogFormat,
+            level: &'a str,
+        }
+        #[derive(Serialize)]
+        struct UpstreamView<'a> {
+            provider: Provider,
+            url: &'a BaseUrl,
+            default: bool,
+            source: &'a str,
+        }
+        let view = View {
+            server: ServerView {
+                listen: self.listen.to_string(),
+                allow_remote: self.allow_remote,
+                data_dir: &self.data_dir,
+            },
+            limits: &self.limits,
+            log: LogView {
+                format: self.log_format,
+                level: &self.log_level,
+            },
+            upstreams: self
+                .upstreams
+                .iter()
+                .map(|u| {
+                    (
+                        u.name.as_str(),
+                        UpstreamView {
+                            provider: u.provider,
+                            url: &u.url,
+                            default: u.default,
+                            source: &u.source,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        toml::to_string_pretty(&view).expect("the config view always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+//! The TOML file as written: serde types that mirror it key for key (unknown keys are errors),
+//! and the one function that turns them into a validated [`Config`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+use warden_protocol::Provider;
+
+use super::{
+    BaseUrl, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Limits, LogFormat, Upstream,
+    units,
+};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    upstreams: BTreeMap<Spanned<String>, RawUpstream>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    allow_remote: Option<bool>,
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_request_bytes: Option<Spanned<RawSize>>,
+    max_header_bytes: Option<Spanned<RawSize>>,
+    max_concurrent_requests: Option<Spanned<i64>>,
+    connect_timeout: Option<Spanned<String>>,
+    response_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    provider: Option<Spanned<String>>,
+    url: Spanned<String>,
+    default: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<Spanned<String>>,
+    level: Option<String>,
+}
+
+/// Parses TOML text; syntax errors, unknown keys and wrong types come back with toml's own
+/// message, which names the line, column and key.
+pub(super) fn parse(text: &str, name: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let message = match line {
+            Some(line) => format!("line {line}: {}", e.message()),
+            None => e.message().to_string(),
+        };
+        ConfigError::Syntax {
+            path: name.to_string(),
+            message: format!("{message}\n{e}"),
+        }
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+pub(super) fn log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!(
+            "`{other}` is not a log format; use `human` or `json`"
+        )),
+    }
+}
+
+/// Turns the file's values into a [`Config`], naming `file:line` and the key on every error.
+pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config, ConfigError> {
+    let at = |span: std::ops::Range<usize>, key: &str, message: String| ConfigError::Invalid {
+        origin: format!("{file}:{}", line_of(text, span.start)),
+        key: key.to_string(),
+        message,
+    };
+
+    let listen = match &raw.server.listen {
+        Some(l) => l.get_ref().parse().map_err(|e| {
+            at(
+                l.span(),
+                "server.listen",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8474: {e}",
+                    l.get_ref()
+                ),
+            )
+        })?,
+        None => DEFAULT_LISTEN
+            .parse()
+            .expect("default listen address parses"),
+    };
+
+    let mut limits = Limits::default();
+    let size = |v: &Spanned<RawSize>, key: &str, min: u64| -> Result<usize, ConfigError> {
+        let n = match v.get_ref() {
+            RawSize::Bytes(n) => u64::try_from(*n).map_err(|_| "must not be negative".to_string()),
+            RawSize::Text(s) => units::parse_bytes(s),
+        }
+        .map_err(|m| at(v.span(), key, m))?;
+        if n < min {
+            return Err(at(v.span(), key, format!("must be at least {min} bytes")));
+        }
+        usize::try_from(n).map_err(|_| at(v.span(), key, "is too large".into()))
+    };
+    let duration = |v: &Spanned<String>, key: &str| {
+        units::parse_duration(v.get_ref()).map_err(|m| at(v.span(), key, m))
+    };
+    if let Some(v) = &raw.limits.max_request_bytes {
+        limits.max_request_bytes = size(v, "limits.max_request_bytes", 1)?;
+    }
+    if let Some(v) = &raw.limits.max_header_bytes {
+        // hyper's HTTP/1 reader needs at least 8 KiB of buffer.
+        limits.max_header_bytes = size(v, "limits.max_header_bytes", 8192)?;
+    }
+    if let Some(v) = &raw.limits.max_concurrent_requests {
+        limits.max_concurrent_requests = usize::try_from(*v.get_ref())
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                at(
+                    v.span(),
+                    "limits.max_concurrent_requests",
+                    "must be a positive integer".into(),
+                )
+            })?;
+    }
+    if let Some(v) = &raw.limits.connect_timeout {
+        limits.connect_timeout = duration(v, "limits.connect_timeout")?;
+    }
+    if let Some(v) = &raw.limits.response_timeout {
+        limits.response_timeout = duration(v, "limits.response_timeout")?;
+    }
+    if let Some(v) = &raw.limits.idle_timeout {
+        limits.idle_timeout = duration(v, "limits.idle_timeout")?;
+    }
+
+    let mut upstreams: Vec<Upstream> = Vec::new();
+    for (name, u) in &raw.upstreams {
+        let key = |k: &str| format!("upstreams.{}.{k}", name.get_ref());
+        let n = name.get_ref();
+        if n.is_empty()
+            || !n
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(at(
+                name.span(),
+                &format!("upstreams.{n}"),
+                "upstream names are path prefixes: use lowercase letters, digits, `-` and `_`"
+                    .into(),
+            ));
+        }
+        if matches!(
+            n.as_str(),
+            "v1" | "v1beta" | "v1alpha" | "api" | "healthz" | "readyz" | "admin"
+        ) {
+            return Err(at(
+                name.span(),
+                &format!("upstreams.{n}"),
+                format!("`{n}` is a path the gateway already serves; pick another name"),
+            ));
+        }
+        let provider = match &u.provider {
+            Some(p) => Provider::from_name(p.get_ref()).ok_or_else(|| {
+                at(
+                    p.span(),
+                    &key("provider"),
+                    format!(
+                        "`{}` is not a provider; use openai, anthropic, gemini or ollama",
+                        p.get_ref()
+                    ),
+                )
+            })?,
+            None => Provider::from_name(n).ok_or_else(|| {
+                at(
+                    name.span(),
+                    &key("provider"),
+                    format!(
+                        "missing; `{n}` is not a provider name, so say which protocol it speaks (provider = \"openai\" for OpenAI-compatible servers)"
+                    ),
+                )
+            })?,
+        };
+        let url = BaseUrl::parse(u.url.get_ref()).map_err(|m| at(u.url.span(), &key("url"), m))?;
+        // An upstream named after its provider serves that provider's root paths unless told not to.
+        let default = match &u.default {
+            Some(d) => *d.get_ref(),
+            None => Provider::from_name(n) == Some(provider),
+        };
+        if let Some(other) = upstreams
+            .iter()
+            .find(|o| default && o.provider == provider && o.default)
+        {
+            let span = u.default.as_ref().map(|d| d.span()).unwrap_or(name.span());
+            return Err(at(
+                span,
+                &key("default"),
+                format!(
+                    "`{}` is already the default {provider} upstream; only one upstream per provider can serve the root paths",
+                    other.name
+                ),
+            ));
+        }
+        upstreams.push(Upstream {
+            name: n.clone(),
+            provider,
+            url,
+            default,
+            source: format!("{file}:{}", line_of(text, u.url.span().start)),
+        });
+    }
+    for provider in Provider::ALL {
+        if !upstreams
+            .iter()
+            .any(|u| u.provider == provider && u.default)
+        {
+            let name = provider.name().to_string();
+            if upstreams.iter().any(|u| u.name == name) {
+                // `[upstreams.openai]` with default = false: the root paths still need an owner.
+                return Err(ConfigError::Invalid {
+                    origin: name.clone(),
+                    key: format!("upstreams.{name}.default"),
+                    message:
+                        "no upstream serves this provider's root paths; set default = true on one"
+                            .into(),
+                });
+            }
+            upstreams.push(Upstream {
+                name,
+                provider,
+                url: BaseUrl::parse(provider.default_base_url()).expect("built-in URLs parse"),
+                default: true,
+                source: "built-in default".into(),
+            });
+        }
+    }
+    upstreams.sort_by_key(|u| (!u.default, u.provider.name(), u.name.clone()));
+
+    let log_format = match &raw.log.format {
+        Some(f) => log_format(f.get_ref()).map_err(|m| at(f.span(), "log.format", m))?,
+        None => LogFormat::Human,
+    };
+
+    Ok(Config {
+        file: None,
+        listen,
+        allow_remote: raw.server.allow_remote.unwrap_or(false),
+        data_dir: raw
+            .server
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        limits,
+        upstreams,
+        log_format,
+        log_level: raw.log.level.clone().unwrap_or_else(|| "info".into()),
+    })
+}

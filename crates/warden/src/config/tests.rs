@@ -1,0 +1,148 @@
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_str(text, "warden.toml", &Overrides::default())
+}
+
+#[test]
+fn defaults_without_a_file() {
+    let c = load("").unwrap();
+    assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(c.data_dir, PathBuf::from(".warden"));
+    assert_eq!(c.limits.max_request_bytes, 32 << 20);
+    assert_eq!(c.upstreams.len(), 4);
+    assert_eq!(
+        c.default_upstream(Provider::Anthropic).url.to_string(),
+        "https://api.anthropic.com"
+    );
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let err = load("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line 3"), "{err}");
+    assert!(err.contains("lisen"), "{err}");
+}
+
+#[test]
+fn invalid_value_names_key_and_line() {
+    let err = load("[limits]\n\nconnect_timeout = \"10 parsecs\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("warden.toml:3"), "{err}");
+    assert!(err.contains("limits.connect_timeout"), "{err}");
+}
+
+#[test]
+fn named_upstreams_and_defaults() {
+    let c = load(
+        "[upstreams.vllm]\nprovider = \"openai\"\nurl = \"http://127.0.0.1:8000/base/\"\n\
+         [upstreams.openai]\nurl = \"http://127.0.0.1:9/\"\n",
+    )
+    .unwrap();
+    let vllm = c.upstreams.iter().find(|u| u.name == "vllm").unwrap();
+    assert!(!vllm.default);
+    assert_eq!(vllm.url.path_prefix, "/base");
+    assert_eq!(
+        c.default_upstream(Provider::OpenAi).url.authority,
+        "127.0.0.1:9"
+    );
+    assert_eq!(c.default_upstream(Provider::OpenAi).source, "warden.toml:5");
+}
+
+#[test]
+fn two_defaults_for_one_provider_is_an_error() {
+    let err = load(
+        "[upstreams.a]\nprovider = \"openai\"\nurl = \"http://x\"\ndefault = true\n\
+         [upstreams.b]\nprovider = \"openai\"\nurl = \"http://y\"\ndefault = true\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("upstreams.b.default"), "{err}");
+}
+
+#[test]
+fn upstream_without_provider_is_an_error() {
+    let err = load("[upstreams.vllm]\nurl = \"http://x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("upstreams.vllm.provider"), "{err}");
+}
+
+#[test]
+fn overrides_beat_the_file() {
+    let o = Overrides {
+        listen: Some("127.0.0.1:9999".into()),
+        upstreams: vec![(
+            "anthropic".into(),
+            "http://127.0.0.1:7".into(),
+            "--upstream".into(),
+        )],
+        ..Overrides::default()
+    }
+    .with_env_upstreams([
+        (
+            "WARDEN_UPSTREAM_ANTHROPIC".to_string(),
+            "http://127.0.0.1:6".to_string(),
+        ),
+        (
+            "WARDEN_UPSTREAM_GEMINI".to_string(),
+            "http://127.0.0.1:5".to_string(),
+        ),
+        ("HOME".to_string(), "/root".to_string()),
+    ]);
+    let c = Config::from_str("[server]\nlisten = \"127.0.0.1:1\"\n", "f", &o).unwrap();
+    assert_eq!(c.listen.port(), 9999);
+    assert_eq!(
+        c.default_upstream(Provider::Anthropic).url.authority,
+        "127.0.0.1:7"
+    );
+    assert_eq!(
+        c.default_upstream(Provider::Gemini).url.authority,
+        "127.0.0.1:5"
+    );
+}
+
+#[test]
+fn unknown_override_upstream_is_an_error() {
+    let o = Overrides {
+        upstreams: vec![("nope".into(), "http://x".into(), "--upstream".into())],
+        ..Overrides::default()
+    };
+    assert!(
+        Config::from_str("", "f", &o)
+            .unwrap_err()
+            .to_string()
+            .contains("no upstream named")
+    );
+}
+
+#[test]
+fn remote_listen_needs_allow_remote() {
+    let err = load("[server]\nlisten = \"0.0.0.0:8474\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--allow-remote"), "{err}");
+    assert!(load("[server]\nlisten = \"0.0.0.0:8474\"\nallow_remote = true\n").is_ok());
+}
+
+#[test]
+fn base_url_parsing() {
+    assert!(BaseUrl::parse("ftp://x").is_err());
+    assert!(BaseUrl::parse("http://user:pw@x").is_err());
+    assert!(BaseUrl::parse("http://x?a=b").is_err());
+    assert_eq!(
+        BaseUrl::parse("HTTPS://api.x.com:8443/p/")
+            .unwrap()
+            .to_string(),
+        "https://api.x.com:8443/p"
+    );
+}
+
+#[test]
+fn sample_config_is_valid() {
+    let c = load(crate::cli::init::SAMPLE_CONFIG).unwrap();
+    assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+}
