@@ -72,6 +72,42 @@ pub async fn serve(
     Ok(())
 }
 
+/// Binds `workers` listening sockets on one address, for one worker thread each.
+///
+/// With more than one worker the sockets share the port through `SO_REUSEPORT`, so the kernel
+/// spreads connections across workers. Because `SO_REUSEPORT` would also let a second gateway
+/// join the port silently, the address is first bound exclusively: if anything holds it, this
+/// fails with "address in use" as a single bind would. Port 0 resolves to one free port for all.
+pub fn bind(
+    addr: SocketAddr,
+    workers: usize,
+) -> io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
+    let probe = std::net::TcpListener::bind(addr)?;
+    let addr = probe.local_addr()?;
+    if workers <= 1 {
+        probe.set_nonblocking(true)?;
+        return Ok((vec![probe], addr));
+    }
+    drop(probe);
+    let listeners = (0..workers)
+        .map(|_| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            #[cfg(unix)]
+            socket.set_reuse_port(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(1024)?;
+            Ok(socket.into())
+        })
+        .collect::<io::Result<Vec<std::net::TcpListener>>>()?;
+    Ok((listeners, addr))
+}
+
 /// Contents of `<data-dir>/gateway.json`, which tells the CLI and tests where the gateway is.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct GatewayInfo {

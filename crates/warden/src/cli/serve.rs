@@ -61,32 +61,20 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
     let overrides = overrides(base, &args)?;
     let config = Config::load(args.config.as_deref(), &overrides)?;
     telemetry::init(config.log_format, &config.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
-}
-
-async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}; pass --data-dir to use another",
             config.data_dir.display()
         )
     })?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}; is another gateway running there? Pick another address with --listen",
-                config.listen
-            )
-        })?;
-    let addr = listener.local_addr()?;
+    let workers = config.worker_threads();
+    let (listeners, addr) = server::bind(config.listen, workers).with_context(|| {
+        format!(
+            "cannot listen on {}; is another gateway running there? Pick another address with --listen",
+            config.listen
+        )
+    })?;
     let data_dir = config.data_dir.clone();
-    server::write_gateway_info(&data_dir, addr)
-        .with_context(|| format!("cannot write {}/gateway.json", data_dir.display()))?;
     for u in &config.upstreams {
         tracing::info!(
             upstream = %u.name,
@@ -101,12 +89,55 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(f) => tracing::info!("config: {}", f.display()),
         None => tracing::info!("config: none found, running with safe defaults"),
     }
+    let gw = Gateway::new(config);
+
+    // One single-threaded runtime per worker; the main thread only waits for the signal.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(listeners.len());
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let worker = Arc::new(gw.worker());
+        let mut stop = stop_rx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("warden-worker-{i}"))
+            .spawn(move || -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start a worker runtime")?;
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let stopped = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    server::serve(listener, worker, stopped).await?;
+                    Ok(())
+                })
+            })
+            .context("cannot start a worker thread")?;
+        threads.push(thread);
+    }
+    server::write_gateway_info(&data_dir, addr)
+        .with_context(|| format!("cannot write {}/gateway.json", data_dir.display()))?;
     tracing::info!(
-        "warden listening on http://{addr} (data dir {})",
+        "warden listening on http://{addr} ({workers} worker{}, data dir {})",
+        if workers == 1 { "" } else { "s" },
         data_dir.display()
     );
-    let gw = Arc::new(Gateway::new(config));
-    let result = server::serve(listener, gw, server::shutdown_signal()).await;
+
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal runtime")?;
+    signals.block_on(server::shutdown_signal());
+    let _ = stop_tx.send(true);
+    let mut result = Ok(());
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => result = Err(anyhow::anyhow!("a worker thread panicked")),
+        }
+    }
     let _ = std::fs::remove_file(data_dir.join("gateway.json"));
     result.context("the gateway stopped with an error")
 }

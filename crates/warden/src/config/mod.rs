@@ -190,6 +190,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Whether a non-loopback listen address is allowed.
     pub allow_remote: bool,
+    /// Worker threads, each with its own single-threaded runtime; 0 means one per CPU core.
+    pub workers: usize,
     /// State directory.
     pub data_dir: PathBuf,
     /// Limits.
@@ -332,6 +334,14 @@ impl Config {
         Ok(())
     }
 
+    /// The number of worker threads to run (`workers`, or one per CPU core when 0).
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// The upstream serving `provider`'s root paths.
     pub fn default_upstream(&self, provider: Provider) -> &Upstream {
         self.upstreams
@@ -353,6 +363,7 @@ impl Config {
         struct ServerView<'a> {
             listen: String,
             allow_remote: bool,
+            workers: usize,
             data_dir: &'a Path,
         }
         #[derive(Serialize)]
@@ -371,6 +382,7 @@ impl Config {
             server: ServerView {
                 listen: self.listen.to_string(),
                 allow_remote: self.allow_remote,
+                workers: self.workers,
                 data_dir: &self.data_dir,
             },
             limits: &self.limits,

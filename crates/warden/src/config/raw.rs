@@ -32,6 +32,7 @@ struct RawServer {
     listen: Option<Spanned<String>>,
     allow_remote: Option<bool>,
     data_dir: Option<PathBuf>,
+    workers: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +124,20 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         None => DEFAULT_LISTEN
             .parse()
             .expect("default listen address parses"),
+    };
+
+    let workers = match &raw.server.workers {
+        Some(w) => usize::try_from(*w.get_ref())
+            .ok()
+            .filter(|n| *n <= 1024)
+            .ok_or_else(|| {
+                at(
+                    w.span(),
+                    "server.workers",
+                    "must be 0 (one per CPU core) or a number of worker threads up to 1024".into(),
+                )
+            })?,
+        None => 0,
     };
 
     let mut limits = Limits::default();
@@ -280,6 +295,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         file: None,
         listen,
         allow_remote: raw.server.allow_remote.unwrap_or(false),
+        workers,
         data_dir: raw
             .server
             .data_dir

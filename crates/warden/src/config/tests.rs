@@ -146,3 +146,13 @@ fn sample_config_is_valid() {
     let c = load(crate::cli::init::SAMPLE_CONFIG).unwrap();
     assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
 }
+
+#[test]
+fn workers_default_to_one_per_core_and_are_validated() {
+    let c = load("").unwrap();
+    assert_eq!(c.workers, 0);
+    assert!(c.worker_threads() >= 1);
+    assert_eq!(load("[server]\nworkers = 3\n").unwrap().worker_threads(), 3);
+    let err = load("[server]\nworkers = -2\n").unwrap_err().to_string();
+    assert!(err.contains("server.workers") && err.contains("warden.toml:2"), "{err}");
+}

@@ -49,28 +49,45 @@ pub fn full(bytes: impl Into<Bytes>) -> GatewayBody {
         .boxed()
 }
 
-/// Everything one running gateway shares across requests.
+/// Everything one gateway worker needs to serve requests.
+///
+/// The gateway runs one worker per core, each on its own single-threaded runtime (no work
+/// stealing, no cross-thread wake-ups on the hot path). Workers share the config, the
+/// concurrency limit, readiness and the recorder; each has its own pooled upstream client so a
+/// pooled connection is always driven by the thread that uses it.
 pub struct Gateway {
     /// The validated configuration.
     pub config: Arc<Config>,
-    router: Router,
+    router: Arc<Router>,
     upstreams: Upstreams,
     permits: Arc<Semaphore>,
     /// Where finished exchanges go.
     pub recorder: Arc<Recorder>,
-    ready: AtomicBool,
+    ready: Arc<AtomicBool>,
 }
 
 impl Gateway {
     /// Builds the shared state from a validated config.
     pub fn new(config: Config) -> Gateway {
         Gateway {
-            router: Router::new(&config),
+            router: Arc::new(Router::new(&config)),
             upstreams: Upstreams::new(&config.limits),
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
             recorder: Arc::new(Recorder::default()),
-            ready: AtomicBool::new(true),
+            ready: Arc::new(AtomicBool::new(true)),
             config: Arc::new(config),
+        }
+    }
+
+    /// Another worker of the same gateway: shared state, its own upstream connection pool.
+    pub fn worker(&self) -> Gateway {
+        Gateway {
+            config: self.config.clone(),
+            router: self.router.clone(),
+            upstreams: Upstreams::new(&self.config.limits),
+            permits: self.permits.clone(),
+            recorder: self.recorder.clone(),
+            ready: self.ready.clone(),
         }
     }
 
