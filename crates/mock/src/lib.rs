@@ -101,5 +101,28 @@ mod stream;
 mod vectors;
 
 pub use directive::SCENARIO_HEADER;
-pub use server::run;
+pub use server::{run, run_tls};
 pub use stats::{MockStats, StatsSnapshot};
+
+/// Loads a PEM certificate chain and private key into a TLS server config for [`run_tls`].
+pub fn tls_config(
+    cert_pem: &std::path::Path,
+    key_pem: &std::path::Path,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert_pem)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificates from {}: {e}", cert_pem.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_pem)
+        .map_err(|e| format!("cannot read a private key from {}: {e}", key_pem.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("invalid certificate/key pair: {e}"))?;
+    Ok(std::sync::Arc::new(config))
+}

@@ -40,6 +40,32 @@ pub async fn run(
     stats: Arc<MockStats>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve(listener, None, stats, shutdown).await
+}
+
+/// Like [`run`], but speaks HTTPS with the given server config, so tests can exercise the
+/// gateway's upstream TLS (rustls, custom CA) without the network.
+pub async fn run_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    stats: Arc<MockStats>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve(
+        listener,
+        Some(tokio_rustls::TlsAcceptor::from(tls)),
+        stats,
+        shutdown,
+    )
+    .await
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stats: Arc<MockStats>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // Dropping the sender is the signal: every connection's receiver then sees `changed()` end.
     let (stop_tx, stop_rx) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
@@ -59,25 +85,43 @@ pub async fn run(
         // Small SSE frames must go out as they are produced, not when Nagle decides.
         let _ = stream.set_nodelay(true);
         let stats = stats.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, stats.clone()));
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "warden-mock connection ended with an error");
+        let stop = stop_rx.clone();
+        match &tls {
+            None => {
+                tokio::spawn(serve_connection(stream, stats, stop));
             }
-        });
+            Some(acceptor) => {
+                let accept = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    match accept.await {
+                        Ok(stream) => serve_connection(stream, stats, stop).await,
+                        Err(e) => tracing::debug!(error = %e, "warden-mock TLS handshake failed"),
+                    }
+                });
+            }
+        }
     }
     drop(stop_tx);
     Ok(())
+}
+
+async fn serve_connection<S>(stream: S, stats: Arc<MockStats>, mut stop: watch::Receiver<()>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(req, stats.clone()));
+    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "warden-mock connection ended with an error");
+    }
 }
 
 /// A provider operation the mock serves.

@@ -19,6 +19,12 @@ pub struct Args {
     /// Worker threads (the mock is the benchmark upstream; 1 keeps a core free for the gateway).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Runs the mock until SIGINT/SIGTERM. Prints `mock upstream listening on http://ADDR` first.
@@ -38,12 +44,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 )
             })?;
         let addr = listener.local_addr()?;
-        println!("mock upstream listening on http://{addr}");
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(warden_mock::tls_config(cert, key).map_err(anyhow::Error::msg)?)
+            }
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("mock upstream listening on {scheme}://{addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let stats = Arc::new(warden_mock::MockStats::default());
-        warden_mock::run(listener, stats, crate::server::shutdown_signal())
-            .await
-            .context("the mock upstream stopped with an error")
+        let shutdown = crate::server::shutdown_signal();
+        match tls {
+            Some(tls) => warden_mock::run_tls(listener, tls, stats, shutdown).await,
+            None => warden_mock::run(listener, stats, shutdown).await,
+        }
+        .context("the mock upstream stopped with an error")
     })
 }

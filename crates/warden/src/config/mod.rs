@@ -176,6 +176,11 @@ pub struct Upstream {
     pub url: BaseUrl,
     /// Whether it serves the provider's root paths (`/v1/chat/completions` with no prefix).
     pub default: bool,
+    /// Extra CA certificates (PEM) trusted for this upstream, besides the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// The certificates read from `ca_file` at load time.
+    #[serde(skip)]
+    pub ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Where this upstream's URL came from (`built-in default`, `warden.toml:12`, `--upstream`, env).
     pub source: String,
 }
@@ -376,6 +381,8 @@ impl Config {
             provider: Provider,
             url: &'a BaseUrl,
             default: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ca_file: Option<&'a Path>,
             source: &'a str,
         }
         let view = View {
@@ -400,6 +407,7 @@ impl Config {
                             provider: u.provider,
                             url: &u.url,
                             default: u.default,
+                            ca_file: u.ca_file.as_deref(),
                             source: &u.source,
                         },
                     )

@@ -2,7 +2,10 @@
 //! and the one function that turns them into a validated [`Config`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -59,6 +62,7 @@ struct RawUpstream {
     provider: Option<Spanned<String>>,
     url: Spanned<String>,
     default: Option<Spanned<bool>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +94,17 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// Reads PEM CA certificates (one or more) for an upstream with a private CA.
+fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read PEM certificates from {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 pub(super) fn log_format(s: &str) -> Result<LogFormat, String> {
@@ -251,11 +266,32 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
                 ),
             ));
         }
+        let (ca_file, ca_certs) = match &u.ca_file {
+            None => (None, Vec::new()),
+            Some(f) => {
+                // Relative paths are relative to the config file, as a reader of the file expects.
+                let path = Path::new(file)
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(f.get_ref());
+                let certs = load_ca(&path).map_err(|m| at(f.span(), &key("ca_file"), m))?;
+                if url.scheme != "https" {
+                    return Err(at(
+                        f.span(),
+                        &key("ca_file"),
+                        "is only used for https upstreams; the url is http".into(),
+                    ));
+                }
+                (Some(path), certs)
+            }
+        };
         upstreams.push(Upstream {
             name: n.clone(),
             provider,
             url,
             default,
+            ca_file,
+            ca_certs,
             source: format!("{file}:{}", line_of(text, u.url.span().start)),
         });
     }
@@ -280,6 +316,8 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
                 provider,
                 url: BaseUrl::parse(provider.default_base_url()).expect("built-in URLs parse"),
                 default: true,
+                ca_file: None,
+                ca_certs: Vec::new(),
                 source: "built-in default".into(),
             });
         }

@@ -154,5 +154,8 @@ fn workers_default_to_one_per_core_and_are_validated() {
     assert!(c.worker_threads() >= 1);
     assert_eq!(load("[server]\nworkers = 3\n").unwrap().worker_threads(), 3);
     let err = load("[server]\nworkers = -2\n").unwrap_err().to_string();
-    assert!(err.contains("server.workers") && err.contains("warden.toml:2"), "{err}");
+    assert!(
+        err.contains("server.workers") && err.contains("warden.toml:2"),
+        "{err}"
+    );
 }

@@ -4,6 +4,7 @@
 //! This module decides which headers cross the gateway (RFC 9110 hop-by-hop handling) and maps
 //! transport failures to 502/504. It does not read or change bodies; it sends what it is given.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,15 +16,20 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
 
 use super::refuse::GatewayError;
 use super::route::Target;
-use crate::config::Limits;
+use crate::config::{Config, Limits};
 
-/// The pooled upstream client.
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The pooled upstream clients: one shared by every upstream with the built-in roots, and one
+/// per upstream that trusts an extra CA (`ca_file`), so a private CA is trusted only there.
 #[derive(Clone)]
 pub struct Upstreams {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpsClient,
+    private_ca: HashMap<String, HttpsClient>,
     response_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -59,25 +65,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 impl Upstreams {
-    /// Builds the client from the configured limits.
-    pub fn new(limits: &Limits) -> Upstreams {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(limits.connect_timeout));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .expect("ring supports the default TLS versions")
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(https);
+    /// Builds the clients from the config.
+    pub fn new(config: &Config) -> Upstreams {
+        let limits = &config.limits;
+        let private_ca = config
+            .upstreams
+            .iter()
+            .filter(|u| !u.ca_certs.is_empty())
+            .map(|u| (u.name.clone(), build_client(limits, &u.ca_certs)))
+            .collect();
         Upstreams {
-            client,
+            client: build_client(limits, &[]),
+            private_ca,
             response_timeout: limits.response_timeout,
             connect_timeout: limits.connect_timeout,
         }
@@ -144,7 +143,8 @@ impl Upstreams {
         req: Request<Full<Bytes>>,
     ) -> Result<http::Response<Incoming>, GatewayError> {
         let upstream = &target.upstream;
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+        let client = self.private_ca.get(&upstream.name).unwrap_or(&self.client);
+        match tokio::time::timeout(self.response_timeout, client.request(req)).await {
             Err(_) => Err(GatewayError::upstream_timeout(format!(
                 "upstream `{}` ({}) sent no response within {:?} (limits.response_timeout)",
                 upstream.name, upstream.url, self.response_timeout
@@ -171,6 +171,39 @@ impl Upstreams {
             }
         }
     }
+}
+
+/// A pooled keep-alive client trusting the webpki roots plus `extra_roots`.
+fn build_client(limits: &Limits, extra_roots: &[CertificateDer<'static>]) -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(limits.connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in extra_roots {
+        // Validated when the config was loaded; a certificate rustls rejects here is skipped
+        // and the handshake then fails with a clear "unknown issuer" error.
+        let _ = roots.add(cert.clone());
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(https)
 }
 
 /// The innermost error message, which is the one that says what actually happened.

@@ -71,7 +71,7 @@ impl Gateway {
     pub fn new(config: Config) -> Gateway {
         Gateway {
             router: Arc::new(Router::new(&config)),
-            upstreams: Upstreams::new(&config.limits),
+            upstreams: Upstreams::new(&config),
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
             recorder: Arc::new(Recorder::default()),
             ready: Arc::new(AtomicBool::new(true)),
@@ -84,7 +84,7 @@ impl Gateway {
         Gateway {
             config: self.config.clone(),
             router: self.router.clone(),
-            upstreams: Upstreams::new(&self.config.limits),
+            upstreams: Upstreams::new(&self.config),
             permits: self.permits.clone(),
             recorder: self.recorder.clone(),
             ready: self.ready.clone(),
