@@ -615,3 +615,65 @@ async fn requests_beyond_the_concurrency_limit_get_503_with_retry_after() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn identity_headers_are_recorded_and_never_forwarded() {
+    let mock = mock();
+    let gw = gateway(&mock.url(), &["--log-format", "json"]);
+    let r = post_json(
+        &format!("{}/v1/chat/completions", gw.url()),
+        &[
+            ("x-warden-session", "run-7"),
+            ("x-warden-tenant", "acme"),
+            ("x-warden-agent", "billing-bot"),
+            ("x-mock-scenario", r#"{"echo":true}"#),
+        ],
+        CHAT,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let echo: serde_json::Value = serde_json::from_str(
+        r.json()["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(echo["headers"].get("x-warden-session").is_none());
+    // Without an agent header, the agent is a fingerprint of the credential, not the credential.
+    let r = post_json(
+        &format!("{}/v1/chat/completions", gw.url()),
+        &[("authorization", "Bearer sk-very-secret-key")],
+        CHAT,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let bad = post_json(
+        &format!("{}/v1/chat/completions", gw.url()),
+        &[("x-warden-agent", "two words")],
+        CHAT,
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-warden-agent")
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = exchange_lines(&gw);
+        if lines.len() >= 3 {
+            break lines;
+        }
+        assert!(Instant::now() < deadline, "{}", gw.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(lines[0]["session"], "run-7");
+    assert_eq!(lines[0]["tenant"], "acme");
+    assert_eq!(lines[0]["agent"], "billing-bot");
+    let fp = lines[1]["agent"].as_str().unwrap();
+    assert!(fp.starts_with("cred:"), "{fp}");
+    assert!(!gw.log_text().contains("sk-very-secret-key"));
+}

@@ -60,6 +60,8 @@ impl Inspector {
 pub struct Pending {
     /// The exchange so far (request, route, status).
     pub exchange: Exchange,
+    /// Who called.
+    pub identity: super::identify::Identity,
     /// Upstream name.
     pub upstream: String,
     /// Method and path for the record.
@@ -122,6 +124,7 @@ impl InspectBody {
         drop(p.permit.take());
         p.recorder.record(ExchangeRecord {
             exchange: p.exchange,
+            identity: p.identity,
             upstream: Some(p.upstream),
             method: p.method,
             path: p.path,

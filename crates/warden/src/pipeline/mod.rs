@@ -13,6 +13,7 @@
 //! parse and forward without changing this shape.
 
 pub mod forward;
+pub mod identify;
 pub mod inspect;
 pub mod record;
 pub mod refuse;
@@ -28,10 +29,11 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
 use tokio::sync::Semaphore;
-use warden_protocol::{Exchange, Framing, Provider, parse_request};
+use warden_protocol::{Exchange, Framing, parse_request};
 
 use crate::config::Config;
 use forward::Upstreams;
+use identify::Identity;
 use inspect::{InspectBody, Pending};
 use record::{ExchangeRecord, Outcome, Recorder};
 use refuse::GatewayError;
@@ -121,15 +123,31 @@ pub async fn handle(
         Ok(t) => t,
         Err(e) => {
             let provider = refuse::guess_provider(&path, req.headers());
-            return Ok(refuse(&gw, None, provider, &method, &path, None, e));
+            tracing::info!(target: "warden::exchange", %method, path, status = e.status.as_u16(), outcome = "not_found", "exchange");
+            return Ok(e.into_response(provider));
+        }
+    };
+    // identify
+    let identity = match identify::identify(req.headers()) {
+        Ok(id) => id,
+        Err(e) => {
+            return Ok(refuse(
+                &gw,
+                &target,
+                Identity::default(),
+                &method,
+                &path,
+                None,
+                e,
+            ));
         }
     };
     let Ok(permit) = gw.permits.clone().try_acquire_owned() else {
         let e = GatewayError::overloaded(gw.config.limits.max_concurrent_requests);
         return Ok(refuse(
             &gw,
-            Some(&target),
-            target.route.provider,
+            &target,
+            identity.clone(),
             &method,
             &path,
             None,
@@ -144,8 +162,8 @@ pub async fn handle(
         Err(e) => {
             return Ok(refuse(
                 &gw,
-                Some(&target),
-                target.route.provider,
+                &target,
+                identity.clone(),
                 &method,
                 &path,
                 None,
@@ -165,8 +183,8 @@ pub async fn handle(
                 ));
                 return Ok(refuse(
                     &gw,
-                    Some(&target),
-                    target.route.provider,
+                    &target,
+                    identity.clone(),
                     &method,
                     &path,
                     None,
@@ -190,8 +208,8 @@ pub async fn handle(
             Err(e) => {
                 return Ok(refuse(
                     &gw,
-                    Some(&target),
-                    target.route.provider,
+                    &target,
+                    identity.clone(),
                     &method,
                     &path,
                     request,
@@ -205,8 +223,8 @@ pub async fn handle(
         Err(e) => {
             return Ok(refuse(
                 &gw,
-                Some(&target),
-                target.route.provider,
+                &target,
+                identity.clone(),
                 &method,
                 &path,
                 request,
@@ -231,6 +249,7 @@ pub async fn handle(
             upstream_status: Some(head.status.as_u16()),
             upstream_latency_us: None,
         },
+        identity,
         upstream: target.upstream.name.clone(),
         method: method.to_string(),
         path,
@@ -245,37 +264,33 @@ pub async fn handle(
 /// Answers a refusal in `provider`'s shape and records it.
 fn refuse(
     gw: &Gateway,
-    target: Option<&Target>,
-    provider: Provider,
+    target: &Target,
+    identity: Identity,
     method: &Method,
     path: &str,
     request: Option<warden_protocol::ExchangeRequest>,
     e: GatewayError,
 ) -> Response<GatewayBody> {
-    if let Some(t) = target {
-        gw.recorder.record(ExchangeRecord {
-            exchange: Exchange {
-                route: t.route.clone(),
-                request,
-                response: None,
-                upstream_status: None,
-                upstream_latency_us: None,
-            },
-            upstream: Some(t.upstream.name.clone()),
-            method: method.to_string(),
-            path: path.to_string(),
-            outcome: Outcome::Refused {
-                status: e.status.as_u16(),
-                code: e.kind.type_and_code().1,
-                source: e.origin,
-                message: e.message.clone(),
-            },
-        });
-    } else {
-        // No route means no provider operation to record; the log line still says what happened.
-        tracing::info!(target: "warden::exchange", %method, path, status = e.status.as_u16(), outcome = "not_found", "exchange");
-    }
-    e.into_response(provider)
+    gw.recorder.record(ExchangeRecord {
+        exchange: Exchange {
+            route: target.route.clone(),
+            request,
+            response: None,
+            upstream_status: None,
+            upstream_latency_us: None,
+        },
+        identity,
+        upstream: Some(target.upstream.name.clone()),
+        method: method.to_string(),
+        path: path.to_string(),
+        outcome: Outcome::Refused {
+            status: e.status.as_u16(),
+            code: e.kind.type_and_code().1,
+            source: e.origin,
+            message: e.message.clone(),
+        },
+    });
+    e.into_response(target.route.provider)
 }
 
 async fn read_body(

@@ -43,6 +43,8 @@ pub enum Outcome {
 pub struct ExchangeRecord {
     /// The normalized exchange.
     pub exchange: Exchange,
+    /// Who called.
+    pub identity: super::identify::Identity,
     /// Upstream name, when one was chosen.
     pub upstream: Option<String>,
     /// HTTP method and path as the client sent them (no query string: it may hold a key).
@@ -76,6 +78,9 @@ impl Recorder {
             provider = ex.route.provider.name(),
             operation = ?ex.route.operation,
             upstream = rec.upstream.as_deref().unwrap_or("-"),
+            session = rec.identity.session.as_deref(),
+            tenant = rec.identity.tenant.as_deref(),
+            agent = rec.identity.agent.as_deref(),
             path = %rec.path,
             model = req.and_then(|r| r.model.as_deref()).or_else(|| resp.and_then(|r| r.model.as_deref())).unwrap_or("-"),
             stream = req.is_some_and(|r| r.stream),

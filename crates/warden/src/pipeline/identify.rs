@@ -1,0 +1,143 @@
+//! Identify stage: who is calling, for every later stage and the record.
+//!
+//! In pass-through mode (no virtual keys) identity comes from the caller's `x-warden-session`,
+//! `x-warden-tenant` and `x-warden-agent` headers; without an agent header, the agent is a
+//! stable fingerprint of the caller's provider credential (`cred:` + 12 hex digits of its
+//! SHA-256), so one agent's traffic groups together without the credential ever being stored.
+//! This module reads headers only; it never logs or returns a credential.
+
+use http::HeaderMap;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::refuse::GatewayError;
+
+/// Longest accepted identity value.
+const MAX_LEN: usize = 128;
+
+/// The caller of one exchange.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    /// Conversation / run the request belongs to (`x-warden-session`).
+    pub session: Option<String>,
+    /// Organisation or team (`x-warden-tenant`).
+    pub tenant: Option<String>,
+    /// The agent (`x-warden-agent`, else a credential fingerprint).
+    pub agent: Option<String>,
+}
+
+/// Reads the caller's identity from the request headers.
+pub fn identify(headers: &HeaderMap) -> Result<Identity, GatewayError> {
+    let mut agent = header(headers, "x-warden-agent")?;
+    if agent.is_none() {
+        agent = credential(headers).map(|c| {
+            let digest = Sha256::digest(c.as_bytes());
+            let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+            format!("cred:{hex}")
+        });
+    }
+    Ok(Identity {
+        session: header(headers, "x-warden-session")?,
+        tenant: header(headers, "x-warden-tenant")?,
+        agent,
+    })
+}
+
+/// The provider credential as each SDK sends it (Bearer, `x-api-key`, `x-goog-api-key`).
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let token = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v)
+            .trim();
+        if !token.is_empty() {
+            return Some(token);
+        }
+    }
+    ["x-api-key", "x-goog-api-key"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .filter(|v| !v.is_empty())
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, GatewayError> {
+    let Some(v) = headers.get(name) else {
+        return Ok(None);
+    };
+    let bad = || {
+        GatewayError::invalid_request(format!(
+            "header {name} must be 1 to {MAX_LEN} printable ASCII characters (letters, digits and -_.:@/+=)"
+        ))
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    let ok = !s.is_empty()
+        && s.len() <= MAX_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@/+=".contains(&b));
+    if ok {
+        Ok(Some(s.to_string()))
+    } else {
+        Err(bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn headers_name_the_caller() {
+        let id = identify(&headers(&[
+            ("x-warden-session", "run-42"),
+            ("x-warden-tenant", "acme"),
+            ("x-warden-agent", "billing-bot"),
+            ("authorization", "Bearer sk-secret"),
+        ]))
+        .unwrap();
+        assert_eq!(id.session.as_deref(), Some("run-42"));
+        assert_eq!(id.tenant.as_deref(), Some("acme"));
+        assert_eq!(id.agent.as_deref(), Some("billing-bot"));
+    }
+
+    #[test]
+    fn without_an_agent_header_the_credential_fingerprint_stands_in() {
+        let a = identify(&headers(&[("authorization", "Bearer sk-secret")])).unwrap();
+        let b = identify(&headers(&[("x-api-key", "sk-secret")])).unwrap();
+        let c = identify(&headers(&[("x-goog-api-key", "other")])).unwrap();
+        let fp = a.agent.clone().unwrap();
+        assert!(fp.starts_with("cred:") && fp.len() == 17, "{fp}");
+        assert!(!fp.contains("secret"));
+        assert_eq!(
+            a.agent, b.agent,
+            "same key, same agent, whichever header carries it"
+        );
+        assert_ne!(a.agent, c.agent);
+        assert_eq!(identify(&HeaderMap::new()).unwrap(), Identity::default());
+    }
+
+    #[test]
+    fn malformed_identity_headers_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert("x-warden-session", HeaderValue::from_static("has space"));
+        assert_eq!(identify(&h).unwrap_err().status, 400);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-warden-agent",
+            HeaderValue::from_str(&"a".repeat(200)).unwrap(),
+        );
+        assert!(identify(&h).unwrap_err().message.contains("x-warden-agent"));
+    }
+}
