@@ -126,6 +126,22 @@ impl Splitter {
         }
     }
 
+    /// Absolute offset where the event still being assembled starts, if one is open. Every byte
+    /// before it belongs to a complete event or to separators between events.
+    pub(crate) fn open_event_start(&self) -> Option<u64> {
+        match self {
+            Splitter::Sse(s) => match (s.block.start, s.lines.open_line_start()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            Splitter::Ndjson(s) => s.lines.open_line_start(),
+            Splitter::Array(s) => match s.state {
+                ArrayState::InElement | ArrayState::InBare => Some(s.elem_start),
+                _ => None,
+            },
+        }
+    }
+
     /// Flushes a trailing event that the stream did not terminate.
     pub(crate) fn finish(&mut self, sink: &mut dyn FnMut(Frame<'_>)) {
         match self {
@@ -173,6 +189,11 @@ struct Line<'a> {
 }
 
 impl Lines {
+    /// Absolute start of a line begun but not yet ended.
+    fn open_line_start(&self) -> Option<u64> {
+        self.pending.then_some(self.partial_start)
+    }
+
     fn push(&mut self, chunk: &[u8], cr_ends_line: bool, on_line: &mut dyn FnMut(Line<'_>)) {
         let base = self.pos;
         self.pos += chunk.len() as u64;

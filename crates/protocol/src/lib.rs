@@ -61,7 +61,7 @@ pub use exchange::{
 };
 pub use framing::Framing;
 pub use route::{Operation, Provider, Route, classify, classify_request};
-pub use stream::{Progress, StreamInspector};
+pub use stream::{Progress, Release, StreamInspector};
 
 /// Why a client request body (or an upstream response body) could not be read.
 #[derive(Debug, thiserror::Error)]

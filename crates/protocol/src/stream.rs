@@ -22,6 +22,17 @@ pub struct Progress {
     pub terminal_at: Option<usize>,
 }
 
+/// How much of a stream may be released to the client while the terminal event is held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    /// Absolute stream offset up to which bytes may be released now: every byte before it
+    /// belongs to a complete event (or separators) that is not the terminal event.
+    pub upto: u64,
+    /// Whether the terminal event has been seen; the bytes from `upto` on are then the terminal
+    /// event and whatever followed it, to be released once the exchange is recorded.
+    pub terminal: bool,
+}
+
 /// Incremental decoder for a streamed response.
 ///
 /// Bytes may arrive split anywhere (inside an SSE line, an NDJSON line, a JSON string or a UTF-8
@@ -52,6 +63,8 @@ pub struct StreamInspector {
     offset: u64,
     malformed: usize,
     terminal: bool,
+    /// Absolute offset where the terminal event starts, once seen.
+    terminal_start: Option<u64>,
 }
 
 impl std::fmt::Debug for StreamInspector {
@@ -81,6 +94,7 @@ impl StreamInspector {
             offset: 0,
             malformed: 0,
             terminal: false,
+            terminal_start: None,
         }
     }
 
@@ -100,11 +114,13 @@ impl StreamInspector {
             decoder,
             malformed,
             terminal,
+            terminal_start,
             ..
         } = self;
         let mut on_terminal = |start: u64, progress: &mut Progress| {
             if !*terminal {
                 *terminal = true;
+                *terminal_start = Some(start);
                 // `start` is never past the end of this chunk; `checked_sub` covers an event that
                 // began in an earlier chunk.
                 progress.terminal_at = start
@@ -131,6 +147,40 @@ impl StreamInspector {
             Frame::Malformed => *malformed += 1,
         });
         progress
+    }
+
+    /// What may be released to the client now, for a gateway that must hold the terminal event
+    /// until the exchange is recorded. Only whole events are ever released, so a receipt or an
+    /// error event can be inserted before the terminal event without splitting another event.
+    ///
+    /// ```
+    /// use warden_protocol::{classify, Framing, StreamInspector};
+    /// let route = classify("POST", "/v1/chat/completions").unwrap();
+    /// let mut s = StreamInspector::new(&route, Framing::Sse);
+    /// let first = b"data: {\"choices\":[]}\n\ndata: [DO";
+    /// s.push(first);
+    /// // The partial `data: [DO` is not released: it may be (and is) the terminal event.
+    /// assert_eq!(s.release().upto, 22);
+    /// s.push(b"NE]\n\n");
+    /// assert_eq!(s.release().upto, 22);
+    /// assert!(s.release().terminal);
+    /// ```
+    pub fn release(&self) -> Release {
+        if let Some(start) = self.terminal_start {
+            return Release {
+                upto: start,
+                terminal: true,
+            };
+        }
+        let upto = match &self.splitter {
+            // A buffered JSON body has no events; nothing is released before its end.
+            None => 0,
+            Some(splitter) => splitter.open_event_start().unwrap_or(self.offset),
+        };
+        Release {
+            upto,
+            terminal: false,
+        }
     }
 
     /// Events that could not be decoded and were skipped so far.

@@ -129,6 +129,7 @@ pub fn run(route: &Route, framing: Framing, chunks: &[&[u8]]) -> Run {
     let mut terminal_at = None;
     let mut events = 0;
     let mut terminal_chunk_start = None;
+    let mut released = 0u64;
     for chunk in chunks {
         let before = inspector.saw_terminal();
         let progress = inspector.push(chunk);
@@ -150,8 +151,12 @@ pub fn run(route: &Route, framing: Framing, chunks: &[&[u8]]) -> Run {
             terminal_at = Some(offset + at as u64);
         }
         offset += chunk.len() as u64;
+        check_release(route, framing, chunks, &inspector, offset, &mut released);
     }
     let terminal_seen = inspector.saw_terminal();
+    if let (Some(at), true) = (terminal_at, terminal_seen) {
+        assert_eq!(released, at, "release stops exactly at the terminal event");
+    }
     let malformed = inspector.malformed_events();
     Run {
         response: inspector.finish(),
@@ -160,6 +165,48 @@ pub fn run(route: &Route, framing: Framing, chunks: &[&[u8]]) -> Run {
         terminal_chunk_start,
         events,
         malformed,
+    }
+}
+
+/// The `release()` contract after a push: monotonic, within what was pushed, and (checked on
+/// short chunkings, where re-decoding the prefix is cheap) never cutting an event in two: the
+/// released prefix, decoded alone, has no event left open.
+fn check_release(
+    route: &Route,
+    framing: Framing,
+    chunks: &[&[u8]],
+    inspector: &StreamInspector,
+    pushed: u64,
+    released: &mut u64,
+) {
+    let r = inspector.release();
+    assert!(
+        r.upto >= *released,
+        "release went backwards: {} < {released}",
+        r.upto
+    );
+    assert!(
+        r.upto <= pushed,
+        "released {} of {pushed} bytes pushed",
+        r.upto
+    );
+    assert_eq!(r.terminal, inspector.saw_terminal());
+    *released = r.upto;
+    if framing != Framing::Json && chunks.len() <= 3 {
+        let body: Vec<u8> = chunks.concat();
+        let prefix = &body[..r.upto as usize];
+        let mut fresh = StreamInspector::new(route, framing);
+        fresh.push(prefix);
+        assert_eq!(
+            fresh.release().upto,
+            r.upto,
+            "released prefix ends inside an event: {:?}",
+            String::from_utf8_lossy(&prefix[prefix.len().saturating_sub(40)..])
+        );
+        assert!(
+            !fresh.saw_terminal(),
+            "released prefix holds the terminal event"
+        );
     }
 }
 
