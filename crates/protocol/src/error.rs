@@ -133,6 +133,45 @@ pub fn render(provider: Provider, status: u16, kind: ErrorKind, message: &str) -
     serde_json::to_vec(&value).expect("a JSON value always serializes")
 }
 
+/// Renders an error as one more event of an already-started stream, in the provider's own
+/// in-stream error shape, so the SDK reading the stream raises it. `framing` is the stream's.
+///
+/// - OpenAI SSE: `data: {"error":{…}}` (the openai SDKs raise on an `error` key);
+/// - Anthropic SSE: `event: error` with `{"type":"error","error":{…}}`;
+/// - Gemini SSE: `data: {"error":{…}}`; Gemini JSON-array stream: a last `{"error":…}` element
+///   and the closing `]`;
+/// - Ollama NDJSON: a `{"error":"…"}` line.
+pub fn render_stream_error(
+    provider: Provider,
+    framing: crate::Framing,
+    status: u16,
+    kind: ErrorKind,
+    message: &str,
+) -> Vec<u8> {
+    let body = render(provider, status, kind, message);
+    let mut out = Vec::with_capacity(body.len() + 32);
+    match framing {
+        crate::Framing::Sse => {
+            if provider == Provider::Anthropic {
+                out.extend_from_slice(b"event: error\n");
+            }
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(&body);
+            out.extend_from_slice(b"\n\n");
+        }
+        crate::Framing::JsonArrayStream => {
+            out.extend_from_slice(b",\r\n");
+            out.extend_from_slice(&body);
+            out.extend_from_slice(b"\n]");
+        }
+        crate::Framing::Ndjson | crate::Framing::Json => {
+            out.extend_from_slice(&body);
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +204,51 @@ mod tests {
         ));
         assert_eq!(v["error"]["code"], 504);
         assert_eq!(v["error"]["status"], "DEADLINE_EXCEEDED");
+    }
+
+    #[test]
+    fn stream_errors_are_events_of_the_stream() {
+        use crate::Framing;
+        let a = render_stream_error(
+            Provider::Anthropic,
+            Framing::Sse,
+            503,
+            ErrorKind::AuditUnavailable,
+            "x",
+        );
+        let a = String::from_utf8(a).unwrap();
+        assert!(
+            a.starts_with("event: error\ndata: {") && a.ends_with("}\n\n"),
+            "{a}"
+        );
+        let o = String::from_utf8(render_stream_error(
+            Provider::OpenAi,
+            Framing::Sse,
+            503,
+            ErrorKind::AuditUnavailable,
+            "x",
+        ))
+        .unwrap();
+        assert!(o.starts_with("data: {\"error\""), "{o}");
+        let n = String::from_utf8(render_stream_error(
+            Provider::Ollama,
+            Framing::Ndjson,
+            503,
+            ErrorKind::AuditUnavailable,
+            "x",
+        ))
+        .unwrap();
+        assert_eq!(n, "{\"error\":\"x\"}\n");
+        let g = render_stream_error(
+            Provider::Gemini,
+            Framing::JsonArrayStream,
+            503,
+            ErrorKind::AuditUnavailable,
+            "x",
+        );
+        let whole = [b"[{\"candidates\":[]}".as_slice(), &g].concat();
+        let v: serde_json::Value = serde_json::from_slice(&whole).unwrap();
+        assert_eq!(v[1]["error"]["code"], 503);
     }
 
     #[test]

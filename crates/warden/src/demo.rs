@@ -330,6 +330,7 @@ fn print_rows(rows: &[Row]) {
                 continue;
             }
             Outcome::ClientCancelled => println!("    cancelled by the client"),
+            Outcome::Forwarded => {}
             Outcome::Completed => {}
         }
         if r.status >= 400 {

@@ -73,6 +73,8 @@ pub enum LogFormat {
 pub struct Limits {
     /// Largest request body accepted (413 above).
     pub max_request_bytes: usize,
+    /// Largest buffered (non-stream) upstream response the gateway holds while recording it.
+    pub max_response_bytes: usize,
     /// Largest request head (request line + headers) accepted.
     pub max_header_bytes: usize,
     /// Requests handled at once; more get 503 at once.
@@ -92,6 +94,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_request_bytes: 32 * 1024 * 1024,
+            max_response_bytes: 64 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             max_concurrent_requests: 4096,
             connect_timeout: Duration::from_secs(10),

@@ -49,6 +49,7 @@ enum RawSize {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_request_bytes: Option<Spanned<RawSize>>,
+    max_response_bytes: Option<Spanned<RawSize>>,
     max_header_bytes: Option<Spanned<RawSize>>,
     max_concurrent_requests: Option<Spanned<i64>>,
     connect_timeout: Option<Spanned<String>>,
@@ -172,6 +173,9 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     };
     if let Some(v) = &raw.limits.max_request_bytes {
         limits.max_request_bytes = size(v, "limits.max_request_bytes", 1)?;
+    }
+    if let Some(v) = &raw.limits.max_response_bytes {
+        limits.max_response_bytes = size(v, "limits.max_response_bytes", 1024)?;
     }
     if let Some(v) = &raw.limits.max_header_bytes {
         // hyper's HTTP/1 reader needs at least 8 KiB of buffer.

@@ -1,139 +1,134 @@
-//! Inspect stage: the response body the client reads, wrapped so the gateway sees every byte
-//! as it passes and finalises the exchange when the body ends, fails or is dropped.
+//! Inspect stage for streams: the body the client reads, wrapped so the gateway sees every byte
+//! as it passes, holds the terminal event back until the exchange is recorded, and records the
+//! exchange when the stream ends, fails or is dropped.
 //!
-//! Frames are forwarded as they arrive (no added buffering); a copy is fed to the provider's
-//! stream decoder (or kept, for a buffered JSON body, up to a cap) to build the normalized
-//! response. The body also enforces the upstream idle timeout between chunks. When the client
+//! Whole events are forwarded as soon as they are complete (a chunk that holds only whole
+//! events is passed on as is, without copying); a partial event waits for its end, and the
+//! terminal event (`data: [DONE]`, `message_stop`, Gemini's last chunk, Ollama's `done: true`)
+//! and anything after it wait for the commit. Then the SSE receipt comment and the terminal
+//! event go out; if the commit fails, a provider-shaped error event goes out instead.
+//! The body also enforces the upstream idle timeout between chunks. When the client
 //! disconnects, hyper drops this body, which drops the upstream body and so cancels the
-//! upstream request; the exchange is then recorded as cancelled.
+//! upstream request; the exchange is recorded as cancelled.
 
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use tokio::sync::OwnedSemaphorePermit;
+use sha2::{Digest, Sha256};
 use tokio::time::Sleep;
-use warden_protocol::{Exchange, ExchangeResponse, Framing, StreamInspector, parse_response};
+use warden_protocol::error::{ErrorKind, render_stream_error};
+use warden_protocol::{Framing, Provider, StreamInspector};
 
-use super::BoxError;
-use super::record::{ExchangeRecord, Outcome, Recorder};
+use super::record::{AuditError, BodyDigest, Commit, Outcome, Receipt};
+use super::{BoxError, Flight};
 
-/// A buffered response body larger than this is passed through but not parsed.
-const MAX_INSPECTED_BODY: usize = 64 * 1024 * 1024;
-
-enum Inspector {
-    Buffered { buf: Vec<u8>, overflow: bool },
-    Stream(Box<StreamInspector>),
+enum State {
+    /// Upstream bytes are flowing.
+    Streaming,
+    /// The upstream is done; waiting for the record to be durable.
+    Committing(Commit),
+    /// The last bytes to send: receipt + terminal event, or an error event.
+    Trailer(Bytes),
+    /// Nothing more.
+    Done,
 }
 
-impl Inspector {
-    fn push(&mut self, data: &[u8]) {
-        match self {
-            Inspector::Buffered { buf, overflow } => {
-                if !*overflow && buf.len() + data.len() <= MAX_INSPECTED_BODY {
-                    buf.extend_from_slice(data);
-                } else {
-                    *overflow = true;
-                    buf.clear();
-                }
-            }
-            Inspector::Stream(s) => {
-                s.push(data);
-            }
-        }
-    }
-
-    fn finish(self, exchange: &Exchange) -> Option<ExchangeResponse> {
-        match self {
-            Inspector::Buffered { overflow: true, .. } => None,
-            Inspector::Buffered { buf, .. } => parse_response(&exchange.route, &buf).ok(),
-            Inspector::Stream(s) => Some(s.finish()),
-        }
-    }
-}
-
-/// What is needed to record the exchange once the body is done.
-pub struct Pending {
-    /// The exchange so far (request, route, status).
-    pub exchange: Exchange,
-    /// Who called.
-    pub identity: super::identify::Identity,
-    /// Upstream name.
-    pub upstream: String,
-    /// Method and path for the record.
-    pub method: String,
-    /// Request path.
-    pub path: String,
-    /// When the request was forwarded.
-    pub started: Instant,
-    /// Where the record goes.
-    pub recorder: Arc<Recorder>,
-    /// The concurrency slot, released when the body is done.
-    pub permit: Option<OwnedSemaphorePermit>,
-}
-
-/// The client-facing response body.
-pub struct InspectBody {
+/// The client-facing body of a streamed response.
+pub struct StreamBody {
     inner: Incoming,
+    framing: Framing,
+    provider: Provider,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
-    inspector: Option<Inspector>,
-    pending: Option<Pending>,
+    inspector: Option<StreamInspector>,
+    hasher: Sha256,
+    pushed: u64,
+    released: u64,
+    /// Bytes from `released` to `pushed`, not yet sent.
+    held: BytesMut,
+    state: State,
+    /// The exchange in flight, until it is handed to the recorder.
+    flight: Option<Flight>,
 }
 
-impl InspectBody {
-    /// Wraps an upstream body. `framing` says how to decode it.
-    pub fn new(
-        inner: Incoming,
-        framing: Framing,
-        idle_timeout: Duration,
-        pending: Pending,
-    ) -> Self {
-        let inspector = if framing.is_stream() {
-            Inspector::Stream(Box::new(StreamInspector::new(
-                &pending.exchange.route,
-                framing,
-            )))
-        } else {
-            Inspector::Buffered {
-                buf: Vec::new(),
-                overflow: false,
-            }
-        };
-        InspectBody {
+impl StreamBody {
+    /// Wraps an upstream stream body.
+    pub fn new(inner: Incoming, framing: Framing, idle_timeout: Duration, flight: Flight) -> Self {
+        StreamBody {
             inner,
+            framing,
+            provider: flight.target.route.provider,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            inspector: Some(inspector),
-            pending: Some(pending),
+            inspector: Some(StreamInspector::new(&flight.target.route, framing)),
+            hasher: Sha256::new(),
+            pushed: 0,
+            released: 0,
+            held: BytesMut::new(),
+            state: State::Streaming,
+            flight: Some(flight),
         }
     }
 
-    fn finish(&mut self, outcome: Outcome) {
-        let Some(mut p) = self.pending.take() else {
-            return;
-        };
-        if let Some(inspector) = self.inspector.take() {
-            p.exchange.response = inspector.finish(&p.exchange);
+    /// Hands the exchange to the recorder; returns the commit, or `None` if already done.
+    fn record(&mut self, outcome: Outcome) -> Option<Commit> {
+        let mut flight = self.flight.take()?;
+        let response = self.inspector.take().map(StreamInspector::finish);
+        let digest = BodyDigest::finish(std::mem::take(&mut self.hasher), self.pushed);
+        flight.permit.take();
+        Some(flight.finish(outcome, response, Some(digest)))
+    }
+
+    /// Takes what may go out now from a new upstream chunk.
+    fn on_data(&mut self, data: Bytes) -> Option<Bytes> {
+        self.hasher.update(&data);
+        self.pushed += data.len() as u64;
+        let inspector = self.inspector.as_mut()?;
+        inspector.push(&data);
+        let upto = inspector.release().upto;
+        let n = usize::try_from(upto - self.released).expect("held bytes fit in memory");
+        self.released = upto;
+        if self.held.is_empty() && n == data.len() {
+            return Some(data);
         }
-        p.exchange.upstream_latency_us = Some(p.started.elapsed().as_micros() as u64);
-        drop(p.permit.take());
-        p.recorder.record(ExchangeRecord {
-            exchange: p.exchange,
-            identity: p.identity,
-            upstream: Some(p.upstream),
-            method: p.method,
-            path: p.path,
-            outcome,
-        });
+        self.held.extend_from_slice(&data);
+        (n > 0).then(|| self.held.split_to(n).freeze())
+    }
+
+    /// The bytes that end the stream once the record is durable.
+    fn trailer(&mut self, committed: Result<Option<Receipt>, AuditError>) -> Bytes {
+        let held = std::mem::take(&mut self.held);
+        match committed {
+            Ok(receipt) => {
+                let mut out = BytesMut::new();
+                if let (Some(r), Framing::Sse) = (receipt, self.framing) {
+                    // An SSE comment: every SDK skips it; a client that wants proof reads it.
+                    out.extend_from_slice(b": warden-receipt ");
+                    out.extend_from_slice(r.proof.as_bytes());
+                    out.extend_from_slice(b"\n\n");
+                }
+                out.extend_from_slice(&held);
+                out.freeze()
+            }
+            Err(e) => Bytes::from(render_stream_error(
+                self.provider,
+                self.framing,
+                503,
+                ErrorKind::AuditUnavailable,
+                &format!(
+                    "Warden could not record this exchange in its audit ledger, so the end of the response is withheld: {e}"
+                ),
+            )),
+        }
     }
 }
 
-impl Body for InspectBody {
+impl Body for StreamBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -142,64 +137,88 @@ impl Body for InspectBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(inspector)) = (frame.data_ref(), this.inspector.as_mut()) {
-                    inspector.push(data);
+        loop {
+            match &mut this.state {
+                State::Streaming => match Pin::new(&mut this.inner).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                        this.idle.as_mut().reset(deadline);
+                        match frame.into_data() {
+                            Ok(data) => {
+                                if let Some(out) = this.on_data(data) {
+                                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                                }
+                            }
+                            // Trailers pass through as they come.
+                            Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        let message = format!(
+                            "upstream response broke off: {}",
+                            super::forward::root_cause(&e)
+                        );
+                        this.fail(message.clone());
+                        return Poll::Ready(Some(Err(message.into())));
+                    }
+                    Poll::Ready(None) => {
+                        let commit = this.record(Outcome::Completed);
+                        this.state = match commit {
+                            Some(c) => State::Committing(c),
+                            None => State::Done,
+                        };
+                    }
+                    Poll::Pending => {
+                        ready!(this.idle.as_mut().poll(cx));
+                        let message = format!(
+                            "upstream sent nothing for {:?} mid-response (limits.idle_timeout)",
+                            this.idle_timeout
+                        );
+                        this.fail(message.clone());
+                        return Poll::Ready(Some(Err(message.into())));
+                    }
+                },
+                State::Committing(commit) => {
+                    let committed = ready!(Pin::new(commit).poll(cx));
+                    let trailer = this.trailer(committed);
+                    this.state = State::Trailer(trailer);
                 }
-                if this.inner.is_end_stream() {
-                    // A body with a known length is complete once its last byte is here; hyper
-                    // drops it without a final poll, so this is the moment to record it.
-                    this.finish(Outcome::Completed);
-                } else {
-                    let deadline = tokio::time::Instant::now() + this.idle_timeout;
-                    this.idle.as_mut().reset(deadline);
+                State::Trailer(bytes) => {
+                    let bytes = std::mem::take(bytes);
+                    this.state = State::Done;
+                    if !bytes.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                    }
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                let message = format!(
-                    "upstream response broke off: {}",
-                    super::forward::root_cause(&e)
-                );
-                this.finish(Outcome::UpstreamFailed {
-                    message: message.clone(),
-                });
-                Poll::Ready(Some(Err(message.into())))
-            }
-            Poll::Ready(None) => {
-                this.finish(Outcome::Completed);
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                ready!(this.idle.as_mut().poll(cx));
-                let message = format!(
-                    "upstream sent nothing for {:?} mid-response (limits.idle_timeout)",
-                    this.idle_timeout
-                );
-                this.finish(Outcome::UpstreamFailed {
-                    message: message.clone(),
-                });
-                Poll::Ready(Some(Err(message.into())))
+                State::Done => return Poll::Ready(None),
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        // Not the inner body's answer: hyper stops polling at end-of-stream, and the final poll
-        // is what records the exchange as completed.
-        self.pending.is_none()
+        matches!(self.state, State::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // The receipt comment changes the length; never promise one.
+        SizeHint::default()
     }
 }
 
-impl Drop for InspectBody {
+impl StreamBody {
+    /// The upstream failed mid-stream: record it (the client's stream is cut, nothing to hold).
+    fn fail(&mut self, message: String) {
+        self.state = State::Done;
+        self.held.clear();
+        // Nothing is waiting to be released, so the commit is not awaited.
+        drop(self.record(Outcome::UpstreamFailed { message }));
+    }
+}
+
+impl Drop for StreamBody {
     fn drop(&mut self) {
-        if self.pending.is_some() {
-            self.finish(Outcome::ClientCancelled);
+        if self.flight.is_some() {
+            drop(self.record(Outcome::ClientCancelled));
         }
     }
 }

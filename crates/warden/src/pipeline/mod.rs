@@ -1,22 +1,27 @@
 //! The request pipeline: one exchange from the client's request to the released response.
 //!
 //! ```text
-//! client ─► route ─► read body (limits) ─► parse (warden-protocol) ─► forward ─► inspect ─► client
-//!             │            │                      │                      │           │
-//!             └── 404      └── 413                └── 400                └── 502/504 └── recorded at end
-//!                              every refusal and every finished body ─► record
+//! client ─► route ─► identify ─► admit ─► read body ─► parse ─► [record request] ─► forward
+//!             │          │          │          │          │        (streams)           │
+//!            404        400        503        413        400                       502/504
+//!
+//! buffered: collect body ─► record exchange (durable) ─► release with receipt headers
+//! stream:   release headers ─► events flow ─► upstream ends ─► record ─► receipt + terminal event
+//! every refusal above is recorded before it is answered
 //! ```
 //!
-//! [`handle`] is the spine and reads top to bottom in the order of DESIGN.md; each stage lives
-//! in its own module. Every path out of `handle`, success or refusal, produces exactly one
-//! [`record::ExchangeRecord`]. Stages not built yet (identify, decide, protect) slot in between
-//! parse and forward without changing this shape.
+//! [`handle`] is the spine and [`exchange`] runs the stages in DESIGN.md's order over one
+//! [`Flight`] (the per-request context); each stage lives in its own module. Every routed
+//! request, allowed or refused, produces exactly one finished [`record::ExchangeRecord`] (plus a
+//! request record first for streams), and nothing is released before its record is committed.
+//! Stages not built yet (decide, protect) slot in between parse and forward.
 
 pub mod forward;
 pub mod identify;
 pub mod inspect;
 pub mod record;
 pub mod refuse;
+pub mod release;
 pub mod route;
 
 use std::convert::Infallible;
@@ -28,14 +33,16 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use hyper::body::Incoming;
-use tokio::sync::Semaphore;
-use warden_protocol::{Exchange, Framing, parse_request};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use warden_protocol::{
+    Exchange, ExchangeRequest, ExchangeResponse, Framing, parse_request, parse_response,
+};
 
 use crate::config::Config;
 use forward::Upstreams;
 use identify::Identity;
-use inspect::{InspectBody, Pending};
-use record::{ExchangeRecord, Outcome, Recorder};
+use inspect::StreamBody;
+use record::{BodyDigest, Commit, ExchangeRecord, Outcome, Recorder};
 use refuse::GatewayError;
 use route::{Router, Target};
 
@@ -71,12 +78,13 @@ pub struct Gateway {
 impl Gateway {
     /// Builds the shared state from a validated config.
     pub fn new(config: Config) -> Gateway {
+        let ready = Arc::new(AtomicBool::new(true));
         Gateway {
             router: Arc::new(Router::new(&config)),
             upstreams: Upstreams::new(&config),
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
-            recorder: Arc::new(Recorder::default()),
-            ready: Arc::new(AtomicBool::new(true)),
+            recorder: Arc::new(Recorder::new(ready.clone())),
+            ready,
             config: Arc::new(config),
         }
     }
@@ -104,7 +112,72 @@ impl Gateway {
     }
 }
 
-/// Handles one request. Never fails: every error becomes a provider-shaped response.
+/// One exchange in flight: what the stages know so far (pingora's per-request `CTX`). Stages
+/// fill it in order; [`Flight::finish`] turns it into the exchange's record.
+pub struct Flight {
+    recorder: Arc<Recorder>,
+    /// Where the request goes.
+    pub target: Target,
+    /// Who is calling.
+    pub identity: Identity,
+    /// Client's method.
+    pub method: Method,
+    /// Client's path (no query).
+    pub path: String,
+    /// The parsed request.
+    pub request: Option<ExchangeRequest>,
+    /// Digest of the request body as forwarded.
+    pub request_digest: Option<BodyDigest>,
+    /// Ledger index of the request record committed before forwarding, if any.
+    pub request_entry: Option<u64>,
+    /// Upstream status once it answered.
+    pub upstream_status: Option<u16>,
+    /// When the request was forwarded.
+    pub started: Option<Instant>,
+    /// The concurrency slot, released when the exchange is done.
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Flight {
+    fn record(
+        &self,
+        outcome: Outcome,
+        response: Option<ExchangeResponse>,
+        response_digest: Option<BodyDigest>,
+    ) -> ExchangeRecord {
+        ExchangeRecord {
+            exchange: Exchange {
+                route: self.target.route.clone(),
+                request: self.request.clone(),
+                response,
+                upstream_status: self.upstream_status,
+                upstream_latency_us: self.started.map(|s| s.elapsed().as_micros() as u64),
+            },
+            identity: self.identity.clone(),
+            upstream: Some(self.target.upstream.name.clone()),
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            outcome,
+            request_digest: self.request_digest.clone(),
+            response_digest,
+            request_entry: self.request_entry,
+        }
+    }
+
+    /// Records the finished exchange; the commit resolves when it is durable.
+    pub fn finish(
+        self,
+        outcome: Outcome,
+        response: Option<ExchangeResponse>,
+        response_digest: Option<BodyDigest>,
+    ) -> Commit {
+        let rec = self.record(outcome, response, response_digest);
+        self.recorder.commit(rec)
+    }
+}
+
+/// Handles one request. Never fails: every error becomes a provider-shaped response, and every
+/// routed request, allowed or refused, is recorded before anything is released.
 pub async fn handle(
     gw: Arc<Gateway>,
     req: Request<Incoming>,
@@ -115,7 +188,7 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
 
-    // route
+    // route: an unroutable request names no provider operation, so there is nothing to record.
     let target = match gw
         .router
         .resolve(method.as_str(), &path, req.uri().query(), req.headers())
@@ -127,170 +200,146 @@ pub async fn handle(
             return Ok(e.into_response(provider));
         }
     };
-    // identify
-    let identity = match identify::identify(req.headers()) {
-        Ok(id) => id,
-        Err(e) => {
-            return Ok(refuse(
-                &gw,
-                &target,
-                Identity::default(),
-                &method,
-                &path,
-                None,
-                e,
-            ));
+    let mut flight = Flight {
+        recorder: gw.recorder.clone(),
+        target,
+        identity: Identity::default(),
+        method,
+        path,
+        request: None,
+        request_digest: None,
+        request_entry: None,
+        upstream_status: None,
+        started: None,
+        permit: None,
+    };
+    match exchange(&gw, &mut flight, req).await {
+        Ok(Released::Buffered(resp)) => Ok(resp),
+        Ok(Released::Stream(head, incoming, framing)) => {
+            let body = StreamBody::new(incoming, framing, gw.config.limits.idle_timeout, flight);
+            Ok(Response::from_parts(head, body.boxed()))
         }
-    };
-    let Ok(permit) = gw.permits.clone().try_acquire_owned() else {
-        let e = GatewayError::overloaded(gw.config.limits.max_concurrent_requests);
-        return Ok(refuse(
-            &gw,
-            &target,
-            identity.clone(),
-            &method,
-            &path,
-            None,
-            e,
-        ));
-    };
+        Err(e) => Ok(refuse(flight, e).await),
+    }
+}
 
-    // read body, within limits
+/// What the stages produced: a response recorded and ready to go, or a stream whose body
+/// records the exchange as it ends.
+enum Released {
+    Buffered(Response<GatewayBody>),
+    Stream(http::response::Parts, Incoming, Framing),
+}
+
+/// The stages of one routed exchange, in DESIGN.md's order.
+async fn exchange(
+    gw: &Gateway,
+    flight: &mut Flight,
+    req: Request<Incoming>,
+) -> Result<Released, GatewayError> {
+    let limits = &gw.config.limits;
+    flight.identity = identify::identify(req.headers())?;
+    flight.permit = Some(
+        gw.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| GatewayError::overloaded(limits.max_concurrent_requests))?,
+    );
+
     let (parts, body) = req.into_parts();
-    let body = match read_body(&parts.headers, body, gw.config.limits.max_request_bytes).await {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(refuse(
-                &gw,
-                &target,
-                identity.clone(),
-                &method,
-                &path,
-                None,
-                e,
-            ));
-        }
-    };
+    let body = read_body(&parts.headers, body, limits.max_request_bytes).await?;
+    if flight.target.route.operation.has_body() {
+        let parsed = parse_request(&flight.target.route, &body).map_err(|e| {
+            GatewayError::invalid_request(format!(
+                "Warden could not read this {} request: {e}",
+                flight.target.route.provider
+            ))
+        })?;
+        flight.request = Some(parsed);
+    }
+    flight.request_digest = Some(BodyDigest::of(&body));
+    let stream_requested = flight.request.as_ref().is_some_and(|r| r.stream);
 
-    // parse into the exchange model
-    let request = if target.route.operation.has_body() {
-        match parse_request(&target.route, &body) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                let e = GatewayError::invalid_request(format!(
-                    "Warden could not read this {} request: {e}",
-                    target.route.provider
-                ));
-                return Ok(refuse(
-                    &gw,
-                    &target,
-                    identity.clone(),
-                    &method,
-                    &path,
-                    None,
-                    e,
-                ));
-            }
-        }
-    } else {
-        None
-    };
-    let stream_requested = request.as_ref().is_some_and(|r| r.stream);
+    // A live stream shows the client output before its completion is recorded, so the request
+    // itself is recorded first: a crash mid-stream still leaves who asked what.
+    let mut request_receipt = None;
+    if stream_requested {
+        let rec = flight.record(Outcome::Forwarded, None, None);
+        request_receipt = gw.recorder.commit(rec).await.map_err(|e| {
+            gw.recorder.fail(&e);
+            GatewayError::audit_unavailable(e.to_string())
+        })?;
+        flight.request_entry = request_receipt.as_ref().map(|r| r.index);
+    }
 
-    // forward
-    let query = parts.uri.query();
-    let upstream_req =
-        match gw
-            .upstreams
-            .build_request(&target, method.clone(), query, parts.headers, body)
-        {
-            Ok(r) => r,
-            Err(e) => {
-                return Ok(refuse(
-                    &gw,
-                    &target,
-                    identity.clone(),
-                    &method,
-                    &path,
-                    request,
-                    e,
-                ));
-            }
-        };
-    let started = Instant::now();
-    let upstream_resp = match gw.upstreams.send(&target, upstream_req).await {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(refuse(
-                &gw,
-                &target,
-                identity.clone(),
-                &method,
-                &path,
-                request,
-                e,
-            ));
-        }
-    };
+    let upstream_req = gw.upstreams.build_request(
+        &flight.target,
+        flight.method.clone(),
+        parts.uri.query(),
+        parts.headers,
+        body,
+    )?;
+    flight.started = Some(Instant::now());
+    let upstream_resp = gw.upstreams.send(&flight.target, upstream_req).await?;
 
-    // inspect + release: the body records the exchange when it ends
     let (mut head, incoming) = upstream_resp.into_parts();
+    flight.upstream_status = Some(head.status.as_u16());
     forward::strip_hop_by_hop(&mut head.headers);
     let content_type = head
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let framing = Framing::detect(&target.route, content_type, stream_requested);
-    let pending = Pending {
-        exchange: Exchange {
-            route: target.route.clone(),
-            request,
-            response: None,
-            upstream_status: Some(head.status.as_u16()),
-            upstream_latency_us: None,
-        },
-        identity,
-        upstream: target.upstream.name.clone(),
-        method: method.to_string(),
-        path,
-        started,
-        recorder: gw.recorder.clone(),
-        permit: Some(permit),
-    };
-    let body = InspectBody::new(incoming, framing, gw.config.limits.idle_timeout, pending);
-    Ok(Response::from_parts(head, body.boxed()))
+    let framing = Framing::detect(&flight.target.route, content_type, stream_requested);
+
+    if framing.is_stream() {
+        // Headers go out now with the request record's index; the body carries the rest.
+        head.headers.remove(header::CONTENT_LENGTH);
+        if let Some(r) = &request_receipt {
+            head.headers
+                .insert("x-warden-entry", HeaderValue::from(r.index));
+        }
+        return Ok(Released::Stream(head, incoming, framing));
+    }
+
+    let bytes = release::collect(
+        incoming,
+        limits.idle_timeout,
+        limits.max_response_bytes,
+        &flight.target.upstream.name,
+    )
+    .await?;
+    let response = parse_response(&flight.target.route, &bytes).ok();
+    let rec = flight.record(Outcome::Completed, response, Some(BodyDigest::of(&bytes)));
+    let receipt = gw.recorder.commit(rec).await.map_err(|e| {
+        gw.recorder.fail(&e);
+        GatewayError::audit_unavailable(e.to_string())
+    })?;
+    flight.permit.take();
+    head.headers.remove(header::CONTENT_LENGTH);
+    release::receipt_headers(&mut head.headers, receipt.as_ref());
+    Ok(Released::Buffered(Response::from_parts(head, full(bytes))))
 }
 
-/// Answers a refusal in `provider`'s shape and records it.
-fn refuse(
-    gw: &Gateway,
-    target: &Target,
-    identity: Identity,
-    method: &Method,
-    path: &str,
-    request: Option<warden_protocol::ExchangeRequest>,
-    e: GatewayError,
-) -> Response<GatewayBody> {
-    gw.recorder.record(ExchangeRecord {
-        exchange: Exchange {
-            route: target.route.clone(),
-            request,
-            response: None,
-            upstream_status: None,
-            upstream_latency_us: None,
-        },
-        identity,
-        upstream: Some(target.upstream.name.clone()),
-        method: method.to_string(),
-        path: path.to_string(),
-        outcome: Outcome::Refused {
-            status: e.status.as_u16(),
-            code: e.kind.type_and_code().1,
-            source: e.origin,
-            message: e.message.clone(),
-        },
-    });
-    e.into_response(target.route.provider)
+/// Answers a refusal in the target provider's shape, after recording it.
+async fn refuse(flight: Flight, e: GatewayError) -> Response<GatewayBody> {
+    let provider = flight.target.route.provider;
+    let recorder = flight.recorder.clone();
+    let outcome = Outcome::Refused {
+        status: e.status.as_u16(),
+        code: e.kind.type_and_code().1,
+        source: e.origin,
+        message: e.message.clone(),
+    };
+    match flight.finish(outcome, None, None).await {
+        Ok(receipt) => {
+            let mut resp = e.into_response(provider);
+            release::receipt_headers(resp.headers_mut(), receipt.as_ref());
+            resp
+        }
+        Err(audit) => {
+            recorder.fail(&audit);
+            GatewayError::audit_unavailable(audit.to_string()).into_response(provider)
+        }
+    }
 }
 
 async fn read_body(

@@ -1,21 +1,34 @@
-//! Record stage: every exchange, allowed, refused or failed, ends here exactly once.
+//! Record stage: every exchange, allowed, refused or failed, ends here exactly once, and
+//! nothing is released to the client before its record is committed.
 //!
-//! Today a record becomes one structured log line (never content, keys or query strings) and
-//! is handed to in-process subscribers (`warden demo` reads them). This is the single gate the
-//! durable ledger plugs into; nothing else in the pipeline emits per-exchange records.
+//! [`Recorder::commit`] takes an [`ExchangeRecord`] and returns a [`Commit`], a future that
+//! resolves once the record is durable, with the [`Receipt`] to hand the client. Release waits on
+//! it: a buffered response is sent only after it resolves, a stream's terminal event likewise.
+//! A commit that fails resolves to an [`AuditError`]; the caller answers 503 instead of
+//! releasing (fail closed) and the gateway turns not-ready. Every commit also becomes one
+//! structured log line (never content, keys or query strings) and is handed to in-process
+//! subscribers (`warden demo`).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{mpsc, oneshot};
 use warden_protocol::Exchange;
 
+use super::identify::Identity;
 use super::refuse::Source;
 
 /// How an exchange ended.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
+    /// The request was recorded before being forwarded (streams); its completion follows.
+    Forwarded,
     /// The upstream's response was delivered to the client in full.
     Completed,
     /// The gateway answered itself with an error.
@@ -38,41 +51,137 @@ pub enum Outcome {
     ClientCancelled,
 }
 
-/// One finished exchange.
+impl Outcome {
+    /// Short name for logs and summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "forwarded",
+            Outcome::Completed => "completed",
+            Outcome::Refused { code, .. } => code,
+            Outcome::UpstreamFailed { .. } => "upstream_failed",
+            Outcome::ClientCancelled => "client_cancelled",
+        }
+    }
+}
+
+/// SHA-256 and length of a body as it crossed the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BodyDigest {
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Length in bytes.
+    pub bytes: u64,
+}
+
+impl BodyDigest {
+    /// Digest of one buffer.
+    pub fn of(bytes: &[u8]) -> BodyDigest {
+        let mut h = Sha256::new();
+        h.update(bytes);
+        BodyDigest::finish(h, bytes.len() as u64)
+    }
+
+    /// Finishes a running hash.
+    pub fn finish(h: Sha256, bytes: u64) -> BodyDigest {
+        let sha256 = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        BodyDigest { sha256, bytes }
+    }
+}
+
+/// One record: a request about to be forwarded, or a finished exchange.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExchangeRecord {
     /// The normalized exchange.
     pub exchange: Exchange,
     /// Who called.
-    pub identity: super::identify::Identity,
+    pub identity: Identity,
     /// Upstream name, when one was chosen.
     pub upstream: Option<String>,
-    /// HTTP method and path as the client sent them (no query string: it may hold a key).
+    /// HTTP method as the client sent it.
     pub method: String,
-    /// Request path.
+    /// Request path (no query string: it may hold a key).
     pub path: String,
-    /// How it ended.
+    /// How it ended (or [`Outcome::Forwarded`] for a request record).
     pub outcome: Outcome,
+    /// Digest of the request body as forwarded.
+    pub request_digest: Option<BodyDigest>,
+    /// Digest of the response body as received from the upstream and released (a stream's
+    /// receipt comment, which the gateway adds, is not part of it).
+    pub response_digest: Option<BodyDigest>,
+    /// Index of this exchange's request record, when one was committed before forwarding.
+    pub request_entry: Option<u64>,
 }
 
-/// Receives finished exchanges.
-#[derive(Default)]
+/// What a client gets to prove its exchange was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Ledger index of the record.
+    pub index: u64,
+    /// Base64 of the C2SP tlog-proof for the record.
+    pub proof: String,
+}
+
+/// The record could not be made durable; nothing may be released.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct AuditError(pub String);
+
+/// A commit in flight: resolves once the record is durable (`Some` receipt when a ledger is
+/// configured, `None` when auditing is off) or failed.
+pub struct Commit(oneshot::Receiver<Result<Option<Receipt>, AuditError>>);
+
+impl Future for Commit {
+    type Output = Result<Option<Receipt>, AuditError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| Err(AuditError("the ledger stopped before recording".into())))
+        })
+    }
+}
+
+/// Receives every record.
 pub struct Recorder {
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<ExchangeRecord>>>>,
+    ready: Arc<AtomicBool>,
 }
 
 impl Recorder {
-    /// Records one exchange: logs it and passes it to subscribers.
-    pub fn record(&self, rec: ExchangeRecord) {
+    /// A recorder that reports durable-store health through `ready` (`/readyz`).
+    pub fn new(ready: Arc<AtomicBool>) -> Recorder {
+        Recorder {
+            subscribers: Mutex::new(Vec::new()),
+            ready,
+        }
+    }
+
+    /// Records `rec`; the returned future resolves when it is durable.
+    pub fn commit(&self, rec: ExchangeRecord) -> Commit {
+        let (tx, rx) = oneshot::channel();
+        self.log(&rec);
+        self.publish(rec);
+        let _ = tx.send(Ok(None));
+        Commit(rx)
+    }
+
+    /// Marks the durable store failed: `/readyz` reports not ready from now on.
+    pub fn fail(&self, e: &AuditError) {
+        if self.ready.swap(false, Ordering::Relaxed) {
+            tracing::error!(
+                "the ledger cannot record exchanges; refusing traffic until restart: {e}"
+            );
+        }
+    }
+
+    fn log(&self, rec: &ExchangeRecord) {
         let ex = &rec.exchange;
         let req = ex.request.as_ref();
         let resp = ex.response.as_ref();
-        let outcome = match &rec.outcome {
-            Outcome::Completed => "completed",
-            Outcome::Refused { code, .. } => code,
-            Outcome::UpstreamFailed { .. } => "upstream_failed",
-            Outcome::ClientCancelled => "client_cancelled",
-        };
+        let outcome = rec.outcome.name();
+        if matches!(rec.outcome, Outcome::Forwarded) {
+            tracing::debug!(target: "warden::exchange", path = %rec.path, outcome, "request recorded before forwarding");
+            return;
+        }
         tracing::info!(
             target: "warden::exchange",
             provider = ex.route.provider.name(),
@@ -96,15 +205,18 @@ impl Recorder {
         {
             tracing::warn!(target: "warden::exchange", path = %rec.path, "{message}");
         }
+    }
+
+    fn publish(&self, rec: ExchangeRecord) {
         let mut subs = self.subscribers.lock().expect("recorder lock");
-        if subs.is_empty() {
+        if subs.is_empty() || matches!(rec.outcome, Outcome::Forwarded) {
             return;
         }
         let rec = Arc::new(rec);
         subs.retain(|s| s.send(rec.clone()).is_ok());
     }
 
-    /// Subscribes to every record from now on.
+    /// Subscribes to every finished exchange from now on.
     pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Arc<ExchangeRecord>> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subscribers.lock().expect("recorder lock").push(tx);

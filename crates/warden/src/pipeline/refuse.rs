@@ -113,6 +113,18 @@ impl GatewayError {
         )
     }
 
+    /// 503: the ledger could not record the exchange, so nothing is released.
+    pub fn audit_unavailable(message: String) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::AuditUnavailable,
+            Source::Gateway,
+            format!(
+                "Warden could not record this exchange in its audit ledger, so it withheld the response: {message}"
+            ),
+        )
+    }
+
     /// 500: a bug or an environment problem in the gateway.
     pub fn internal(message: String) -> Self {
         Self::new(
