@@ -209,6 +209,20 @@ class Warden:
     gateway: str
     mock: str
     processes: list[Process] = field(default_factory=list)
+    data_dir: Path | None = None
+
+    def verify_receipt(self, receipt: str) -> subprocess.CompletedProcess:
+        """Runs `warden audit verify-receipt` on a receipt (base64 or text) against this
+        gateway's ledger, the way a client holding the receipt later would."""
+        path = self.data_dir / f"receipt-{time.monotonic_ns()}"
+        path.write_text(receipt)
+        return subprocess.run(
+            [warden_bin(), "audit", "verify-receipt", str(path), "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_child_env(),
+        )
 
     def mock_stats(self) -> dict:
         """The mock's counters: requests, streams_started, streams_completed, streams_cancelled."""
@@ -248,7 +262,7 @@ def warden(workdir) -> Warden:
     except Exception:
         mock.stop()
         raise
-    yield Warden(gateway=gw.url, mock=mock.url, processes=[gw, mock])
+    yield Warden(gateway=gw.url, mock=mock.url, processes=[gw, mock], data_dir=workdir / "gateway-data")
     gw.stop()
     mock.stop()
 

@@ -394,3 +394,26 @@ def test_client_credentials_never_reach_the_gateway_log(warden):
     assert "exchange" in log, "the gateway logs one line per exchange"
     for secret in [KEY, TOKEN]:
         assert secret not in log
+
+
+def test_receipts_from_sdk_calls_verify(client, warden):
+    raw = client.messages.with_raw_response.create(
+        model=MODEL,
+        max_tokens=64,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers=scenario(text="receipted"),
+    )
+    assert raw.parse().content[0].text == "receipted"
+    check = warden.verify_receipt(raw.headers["x-warden-receipt"])
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    with client.messages.stream(
+        model=MODEL,
+        max_tokens=64,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers=scenario(text="streamed through a receipt"),
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "streamed through a receipt"
+    assert final.stop_reason == "end_turn"

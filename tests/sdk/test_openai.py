@@ -491,3 +491,42 @@ def test_client_credentials_never_reach_the_gateway_log(warden):
     assert "exchange" in log, "the gateway logs one line per exchange"
     for secret in [KEY]:
         assert secret not in log
+
+
+def test_receipts_from_sdk_calls_verify(client, warden):
+    """A buffered call's receipt is in its headers; a stream's is an SSE comment the SDK skips
+    while the content still arrives intact. Both verify against the ledger."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_headers=scenario(text="receipted"),
+    )
+    assert raw.parse().choices[0].message.content == "receipted"
+    receipt = raw.headers["x-warden-receipt"]
+    assert int(raw.headers["x-warden-entry"]) >= 0
+    done = warden.verify_receipt(receipt)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"entry {raw.headers['x-warden-entry']} is in the log" in done.stdout
+
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        extra_headers=scenario(text="streamed and receipted"),
+    ) as resp:
+        lines = list(resp.iter_lines())
+    comments = [l for l in lines if l.startswith(": warden-receipt ")]
+    assert len(comments) == 1, lines
+    done_at = lines.index("data: [DONE]")
+    assert lines.index(comments[0]) < done_at
+    check = warden.verify_receipt(comments[0].removeprefix(": warden-receipt "))
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    # The SDK's own stream parser skips the comment and sees the whole content.
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        extra_headers=scenario(text="still intact"),
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "still intact"

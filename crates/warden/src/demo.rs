@@ -196,7 +196,13 @@ async fn demo() -> anyhow::Result<()> {
     let config = Config::from_str("", "demo", &overrides)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let gw = Arc::new(Gateway::new(config));
+    let ledger = crate::audit::open(&config)?;
+    let ledger_dir = config.ledger_dir();
+    let verifier = ledger
+        .as_ref()
+        .map(|l| l.verifier().clone())
+        .context("the demo needs the audit ledger")?;
+    let gw = Arc::new(Gateway::new(config, ledger));
     let mut records = gw.recorder.subscribe();
     let server = tokio::spawn(crate::server::serve(listener, gw, stopped(stop_rx)));
 
@@ -225,6 +231,12 @@ async fn demo() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("demo request {} failed", s.title))?;
         let status = resp.status();
+        let entry = resp
+            .headers()
+            .get("x-warden-entry")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let header_receipt = resp.headers().contains_key("x-warden-receipt");
         let mut body = resp.into_body();
         let mut chunks = 0usize;
         let mut first_byte = None;
@@ -249,6 +261,14 @@ async fn demo() -> anyhow::Result<()> {
             first_byte: first_byte.unwrap_or(total),
             total,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            entry,
+            receipt: if header_receipt {
+                "receipt in x-warden-receipt"
+            } else if bytes.windows(16).any(|w| w == b": warden-receipt") {
+                "receipt in-band before the terminal event"
+            } else {
+                "no in-band receipt (prove with `warden audit prove`)"
+            },
             record: record.filter(|_| status != 404),
         });
     }
@@ -257,8 +277,34 @@ async fn demo() -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), mock).await;
+    let verdict = verify_demo_ledger(&ledger_dir, verifier);
     let _ = std::fs::remove_dir_all(&data_dir);
-    Ok(())
+    verdict
+}
+
+/// Verifies the demo's ledger the way an auditor would, and says so.
+fn verify_demo_ledger(
+    dir: &std::path::Path,
+    verifier: warden_ledger::note::NoteVerifier,
+) -> anyhow::Result<()> {
+    let vkey = verifier.to_vkey();
+    let report = warden_ledger::verify::verify_ledger(
+        dir,
+        &warden_ledger::verify::VerifyOptions::new(verifier),
+    )?;
+    println!(
+        "\nLedger: {} entries (one per exchange and refusal, plus a request entry written before each live stream was forwarded), {} signed checkpoints.",
+        report.entries, report.checkpoints_checked
+    );
+    match &report.failure {
+        None => {
+            println!(
+                "Verified offline with the public key {vkey}: every entry, session chain, checkpoint signature and checkpoint consistency is intact."
+            );
+            Ok(())
+        }
+        Some(f) => anyhow::bail!("the demo ledger failed verification: {f}"),
+    }
 }
 
 struct Row {
@@ -269,6 +315,8 @@ struct Row {
     first_byte: Duration,
     total: Duration,
     body: String,
+    entry: Option<String>,
+    receipt: &'static str,
     record: Option<Arc<ExchangeRecord>>,
 }
 
@@ -347,6 +395,19 @@ fn print_rows(rows: &[Row]) {
             mode,
             r.total.as_secs_f64() * 1e3
         );
+        if ex.request.as_ref().is_some_and(|q| q.stream) {
+            println!(
+                "    recorded: request entry {} before forwarding, completion entry before the terminal event ({})",
+                r.entry.as_deref().unwrap_or("-"),
+                r.receipt
+            );
+        } else {
+            println!(
+                "    recorded: ledger entry {} before release ({})",
+                r.entry.as_deref().unwrap_or("-"),
+                r.receipt
+            );
+        }
         if let Some(resp) = &ex.response {
             let u = &resp.usage;
             let tokens = format!(

@@ -16,6 +16,7 @@ Provider JSON is read only by `warden-protocol`; the fake provider lives in `war
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -11,8 +11,9 @@ fn main() {
         Command::Serve(args) => warden::cli::serve::run(base, args),
         Command::Demo(args) => warden::demo::run(args),
         Command::MockUpstream(args) => warden::cli::mock::run(args),
-        Command::Init(args) => warden::cli::init::run(cli.data_dir, args),
+        Command::Init(args) => warden::cli::init::run(base, args),
         Command::Config(ConfigCommand::Check(args)) => warden::cli::config_check::run(base, args),
+        Command::Audit(cmd) => warden::cli::audit::run(base, cmd),
     };
     if let Err(e) = result {
         // A closed stdout (`warden … | head`) is not an error worth a message.
@@ -21,6 +22,10 @@ fn main() {
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
         }) {
             std::process::exit(0);
+        }
+        if let Some(invalid) = e.downcast_ref::<warden::cli::audit::Invalid>() {
+            eprintln!("{invalid}");
+            std::process::exit(2);
         }
         eprintln!("error: {e}");
         for cause in e.chain().skip(1) {

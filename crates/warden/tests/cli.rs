@@ -23,10 +23,12 @@ fn every_command_has_help() {
     let out = run(&["--help"], &dir);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "demo", "mock-upstream", "init", "config"] {
+    for cmd in ["serve", "demo", "mock-upstream", "init", "config", "audit"] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
         let args: Vec<&str> = if cmd == "config" {
             vec!["config", "check", "--help"]
+        } else if cmd == "audit" {
+            vec!["audit", "verify", "--help"]
         } else {
             vec![cmd, "--help"]
         };
@@ -61,6 +63,28 @@ fn init_writes_a_config_that_checks_clean() {
     assert!(text.contains("warden.toml: OK"), "{text}");
     assert!(text.contains("listen = \"127.0.0.1:8474\""), "{text}");
     assert!(text.contains("https://api.anthropic.com"), "{text}");
+    // init also made the ledger signing key, owner-only.
+    let key = dir.join(".warden/ledger/signing.key");
+    assert!(key.is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let pubkey = run(&["audit", "pubkey"], &dir);
+    assert!(
+        pubkey.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pubkey.stderr)
+    );
+    let vkey = String::from_utf8_lossy(&pubkey.stdout).trim().to_string();
+    assert!(
+        vkey.starts_with("warden.local/") && vkey.split('+').count() == 3,
+        "{vkey}"
+    );
 }
 
 #[test]
@@ -180,6 +204,9 @@ fn demo_runs_every_provider_with_no_key_and_no_network() {
         "reasoning",
         "refused by Warden",
         "13 exchanges",
+        "recorded: ledger entry",
+        "receipt in-band before the terminal event",
+        "Verified offline with the public key",
     ] {
         assert!(
             text.contains(needle),

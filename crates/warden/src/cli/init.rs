@@ -21,8 +21,9 @@ pub struct Args {
     pub force: bool,
 }
 
-/// Writes the sample config and creates the data dir.
-pub fn run(data_dir: Option<PathBuf>, args: Args) -> anyhow::Result<()> {
+/// Writes the sample config, creates the data dir and the ledger signing key.
+pub fn run(base: crate::config::Overrides, args: Args) -> anyhow::Result<()> {
+    let data_dir = base.data_dir.clone();
     if args.config.exists() && !args.force {
         bail!(
             "{} already exists; pass --force to overwrite it",
@@ -36,6 +37,23 @@ pub fn run(data_dir: Option<PathBuf>, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     println!("wrote {}", args.config.display());
     println!("created data directory {}", data_dir.display());
+    let config = crate::config::Config::load(Some(&args.config), &base)?;
+    let (signer, created) = crate::audit::signing_key(&config, true)?;
+    if created {
+        println!(
+            "created the ledger signing key {} (mode 0600; back it up, keep it secret)",
+            config.key_file().display()
+        );
+    } else {
+        println!(
+            "using the existing ledger signing key {}",
+            config.key_file().display()
+        );
+    }
+    println!(
+        "verifier key (give it to auditors): {}",
+        signer.verifier().to_vkey()
+    );
     println!("next: `warden config check` to see the effective settings, `warden serve` to start");
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! Commands parse flags into [`crate::config::Overrides`] and hand off to the library; they own
 //! printing and exit codes, nothing else.
 
+pub mod audit;
 pub mod config_check;
 pub mod init;
 pub mod mock;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Validate and inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Read, prove and verify the audit ledger (offline; works while the gateway runs).
+    #[command(subcommand)]
+    Audit(audit::Command),
 }
 
 /// `warden config …`

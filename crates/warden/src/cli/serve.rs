@@ -89,7 +89,21 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
         Some(f) => tracing::info!("config: {}", f.display()),
         None => tracing::info!("config: none found, running with safe defaults"),
     }
-    let gw = Gateway::new(config);
+    let ledger = crate::audit::open(&config)?;
+    let effective = config.render();
+    let gw = Gateway::new(config, ledger);
+    let mut details = serde_json::Map::new();
+    details.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    details.insert("listen".into(), addr.to_string().into());
+    details.insert(
+        "config_sha256".into(),
+        crate::pipeline::record::BodyDigest::of(effective.as_bytes())
+            .sha256
+            .into(),
+    );
+    gw.recorder
+        .event_blocking("start", details)
+        .context("cannot record the gateway's start in the ledger; refusing to serve unrecorded")?;
 
     // One single-threaded runtime per worker; the main thread only waits for the signal.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

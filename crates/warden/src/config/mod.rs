@@ -104,6 +104,71 @@ impl Default for Limits {
     }
 }
 
+/// What the ledger keeps of each exchange's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capture {
+    /// Digests, identity, usage and outcome; no prompt or output text.
+    Metadata,
+    /// Prompts, outputs and tool-call arguments as they crossed the gateway.
+    Full,
+}
+
+/// The audit ledger's settings (`[audit]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Audit {
+    /// Whether exchanges are recorded in the ledger (the gateway refuses to release what it
+    /// cannot record while this is on).
+    pub enabled: bool,
+    /// What content the ledger keeps.
+    pub capture: Capture,
+    /// `true`: a stream is held whole until recorded (`audit.stream = "buffer"`).
+    pub stream_buffer: bool,
+    /// The log's origin line and signing key name.
+    pub origin: String,
+    /// Signing key file; default `<data-dir>/ledger/signing.key`.
+    pub key_file: Option<PathBuf>,
+    /// Group commit: most entries per write + fdatasync.
+    pub batch_max_entries: usize,
+    /// Group commit: longest wait for concurrent entries to join a batch.
+    #[serde(serialize_with = "units::ser_duration")]
+    pub batch_max_wait: Duration,
+    /// Size at which a new ledger segment file starts.
+    pub segment_size: u64,
+    /// A second file every signed checkpoint is appended to (ideally on another disk).
+    pub anchor: Option<PathBuf>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            enabled: true,
+            capture: Capture::Metadata,
+            stream_buffer: false,
+            origin: default_origin(),
+            key_file: None,
+            batch_max_entries: 256,
+            batch_max_wait: Duration::from_micros(200),
+            segment_size: 64 << 20,
+            anchor: None,
+        }
+    }
+}
+
+/// `warden.local/<hostname>`: distinct per host so checkpoints of two gateways never mix.
+fn default_origin() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
+        .unwrap_or_else(|| "localhost".into());
+    format!("warden.local/{host}")
+}
+
 /// An upstream origin: scheme, authority and an optional path prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
@@ -210,6 +275,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `warden=debug`.
     pub log_level: String,
+    /// The audit ledger.
+    pub audit: Audit,
 }
 
 /// Settings from flags and environment that override the file.
@@ -350,6 +417,19 @@ impl Config {
         }
     }
 
+    /// The ledger directory inside the data dir.
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.data_dir.join("ledger")
+    }
+
+    /// The signing key file (`audit.key_file`, else `<data-dir>/ledger/signing.key`).
+    pub fn key_file(&self) -> PathBuf {
+        self.audit
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.ledger_dir().join("signing.key"))
+    }
+
     /// The upstream serving `provider`'s root paths.
     pub fn default_upstream(&self, provider: Provider) -> &Upstream {
         self.upstreams
@@ -364,6 +444,7 @@ impl Config {
         struct View<'a> {
             server: ServerView<'a>,
             limits: &'a Limits,
+            audit: &'a Audit,
             log: LogView<'a>,
             upstreams: BTreeMap<&'a str, UpstreamView<'a>>,
         }
@@ -396,6 +477,7 @@ impl Config {
                 data_dir: &self.data_dir,
             },
             limits: &self.limits,
+            audit: &self.audit,
             log: LogView {
                 format: self.log_format,
                 level: &self.log_level,

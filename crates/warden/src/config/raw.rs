@@ -12,8 +12,8 @@ use toml::Spanned;
 use warden_protocol::Provider;
 
 use super::{
-    BaseUrl, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Limits, LogFormat, Upstream,
-    units,
+    Audit, BaseUrl, Capture, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Limits,
+    LogFormat, Upstream, units,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +27,22 @@ pub(super) struct RawConfig {
     upstreams: BTreeMap<Spanned<String>, RawUpstream>,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    enabled: Option<bool>,
+    capture: Option<Spanned<String>>,
+    stream: Option<Spanned<String>>,
+    origin: Option<Spanned<String>>,
+    key_file: Option<String>,
+    batch_max_entries: Option<Spanned<i64>>,
+    batch_max_wait: Option<Spanned<String>>,
+    segment_size: Option<Spanned<RawSize>>,
+    anchor: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -328,6 +344,74 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     }
     upstreams.sort_by_key(|u| (!u.default, u.provider.name(), u.name.clone()));
 
+    let mut audit = Audit::default();
+    let a = &raw.audit;
+    if let Some(e) = a.enabled {
+        audit.enabled = e;
+    }
+    if let Some(c) = &a.capture {
+        audit.capture = match c.get_ref().as_str() {
+            "metadata" => Capture::Metadata,
+            "full" => Capture::Full,
+            other => {
+                return Err(at(
+                    c.span(),
+                    "audit.capture",
+                    format!(
+                        "`{other}` is not a capture mode; use `metadata` (digests only) or `full` (raw content)"
+                    ),
+                ));
+            }
+        };
+    }
+    if let Some(m) = &a.stream {
+        audit.stream_buffer = match m.get_ref().as_str() {
+            "live" => false,
+            "buffer" => true,
+            other => {
+                return Err(at(
+                    m.span(),
+                    "audit.stream",
+                    format!("`{other}` is not a stream mode; use `live` or `buffer`"),
+                ));
+            }
+        };
+    }
+    if let Some(o) = &a.origin {
+        let ok = !o.get_ref().is_empty()
+            && o.get_ref()
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != '+');
+        if !ok {
+            return Err(at(
+                o.span(),
+                "audit.origin",
+                "must be non-empty printable ASCII without spaces or `+`, e.g. `warden.example.com/prod`".into(),
+            ));
+        }
+        audit.origin = o.get_ref().clone();
+    }
+    audit.key_file = a.key_file.as_ref().map(PathBuf::from);
+    audit.anchor = a.anchor.as_ref().map(PathBuf::from);
+    if let Some(n) = &a.batch_max_entries {
+        audit.batch_max_entries = usize::try_from(*n.get_ref())
+            .ok()
+            .filter(|n| (1..=65_536).contains(n))
+            .ok_or_else(|| {
+                at(
+                    n.span(),
+                    "audit.batch_max_entries",
+                    "must be between 1 and 65536".into(),
+                )
+            })?;
+    }
+    if let Some(w) = &a.batch_max_wait {
+        audit.batch_max_wait = duration(w, "audit.batch_max_wait")?;
+    }
+    if let Some(v) = &a.segment_size {
+        audit.segment_size = size(v, "audit.segment_size", 1 << 20)? as u64;
+    }
+
     let log_format = match &raw.log.format {
         Some(f) => log_format(f.get_ref()).map_err(|m| at(f.span(), "log.format", m))?,
         None => LogFormat::Human,
@@ -347,5 +431,6 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         upstreams,
         log_format,
         log_level: raw.log.level.clone().unwrap_or_else(|| "info".into()),
+        audit,
     })
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// Parses a duration with a unit: `ms`, `s`, `m`, `h` (e.g. `250ms`, `10s`, `1.5s`).
+/// Parses a duration with a unit: `us`, `ms`, `s`, `m`, `h` (e.g. `200us`, `250ms`, `10s`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -14,6 +14,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a duration; write e.g. `10s` or `250ms`"))?;
     let secs = match unit.trim() {
+        "us" | "µs" => value / 1_000_000.0,
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
@@ -63,7 +64,9 @@ pub fn ser_duration<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        s.collect_str(&format_args!("{}us", d.as_micros()))
+    } else if ms.is_multiple_of(1000) {
         s.collect_str(&format_args!("{}s", ms / 1000))
     } else {
         s.collect_str(&format_args!("{ms}ms"))
@@ -77,6 +80,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("200us").unwrap(), Duration::from_micros(200));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert!(parse_duration("10").unwrap_err().contains("no unit"));

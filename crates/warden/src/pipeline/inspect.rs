@@ -106,8 +106,12 @@ impl StreamBody {
         match committed {
             Ok(receipt) => {
                 let mut out = BytesMut::new();
-                if let (Some(r), Framing::Sse) = (receipt, self.framing) {
-                    // An SSE comment: every SDK skips it; a client that wants proof reads it.
+                // google-genai reads every line that is not `data: …` as raw JSON (for error
+                // bodies), so an SSE comment breaks it; Gemini streams carry no in-band receipt.
+                let comment_safe = self.provider != Provider::Gemini;
+                if let (Some(r), Framing::Sse, true) = (receipt, self.framing, comment_safe) {
+                    // An SSE comment: the OpenAI and Anthropic SDKs skip it; a client that wants
+                    // proof reads it.
                     out.extend_from_slice(b": warden-receipt ");
                     out.extend_from_slice(r.proof.as_bytes());
                     out.extend_from_slice(b"\n\n");

@@ -16,6 +16,7 @@
 //! request record first for streams), and nothing is released before its record is committed.
 //! Stages not built yet (decide, protect) slot in between parse and forward.
 
+pub mod entry;
 pub mod forward;
 pub mod identify;
 pub mod inspect;
@@ -45,6 +46,7 @@ use inspect::StreamBody;
 use record::{BodyDigest, Commit, ExchangeRecord, Outcome, Recorder};
 use refuse::GatewayError;
 use route::{Router, Target};
+use warden_ledger::log::Ledger;
 
 /// Boxed error for response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -76,14 +78,15 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the shared state from a validated config.
-    pub fn new(config: Config) -> Gateway {
+    /// Builds the shared state from a validated config and the opened ledger (`None` when
+    /// `audit.enabled = false`).
+    pub fn new(config: Config, ledger: Option<Arc<Ledger>>) -> Gateway {
         let ready = Arc::new(AtomicBool::new(true));
         Gateway {
             router: Arc::new(Router::new(&config)),
             upstreams: Upstreams::new(&config),
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
-            recorder: Arc::new(Recorder::new(ready.clone())),
+            recorder: Arc::new(Recorder::new(ready.clone(), ledger, config.audit.capture)),
             ready,
             config: Arc::new(config),
         }
@@ -262,7 +265,7 @@ async fn exchange(
     // A live stream shows the client output before its completion is recorded, so the request
     // itself is recorded first: a crash mid-stream still leaves who asked what.
     let mut request_receipt = None;
-    if stream_requested {
+    if stream_requested && !gw.config.audit.stream_buffer {
         let rec = flight.record(Outcome::Forwarded, None, None);
         request_receipt = gw.recorder.commit(rec).await.map_err(|e| {
             gw.recorder.fail(&e);
@@ -290,7 +293,7 @@ async fn exchange(
         .and_then(|v| v.to_str().ok());
     let framing = Framing::detect(&flight.target.route, content_type, stream_requested);
 
-    if framing.is_stream() {
+    if framing.is_stream() && !gw.config.audit.stream_buffer {
         // Headers go out now with the request record's index; the body carries the rest.
         head.headers.remove(header::CONTENT_LENGTH);
         if let Some(r) = &request_receipt {

@@ -17,8 +17,15 @@ use std::task::{Context, Poll};
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
+use std::time::SystemTime;
+
+use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
+use warden_ledger::log::{EntryDraft, Ledger};
 use warden_protocol::Exchange;
+
+use super::entry;
+use crate::config::Capture;
 
 use super::identify::Identity;
 use super::refuse::Source;
@@ -144,24 +151,76 @@ impl Future for Commit {
 pub struct Recorder {
     subscribers: Mutex<Vec<mpsc::UnboundedSender<Arc<ExchangeRecord>>>>,
     ready: Arc<AtomicBool>,
+    ledger: Option<Arc<Ledger>>,
+    capture: Capture,
 }
 
 impl Recorder {
-    /// A recorder that reports durable-store health through `ready` (`/readyz`).
-    pub fn new(ready: Arc<AtomicBool>) -> Recorder {
+    /// A recorder that appends to `ledger` (none: log only, auditing off) and reports the
+    /// ledger's health through `ready` (`/readyz`).
+    pub fn new(ready: Arc<AtomicBool>, ledger: Option<Arc<Ledger>>, capture: Capture) -> Recorder {
         Recorder {
             subscribers: Mutex::new(Vec::new()),
             ready,
+            ledger,
+            capture,
         }
     }
 
-    /// Records `rec`; the returned future resolves when it is durable.
+    /// The ledger, when auditing is on.
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.ledger.as_ref()
+    }
+
+    /// Records `rec`; the returned future resolves when it is durable (written, fdatasync'd and
+    /// covered by a signed checkpoint) or failed.
     pub fn commit(&self, rec: ExchangeRecord) -> Commit {
         let (tx, rx) = oneshot::channel();
         self.log(&rec);
+        match &self.ledger {
+            None => {
+                let _ = tx.send(Ok(None));
+            }
+            Some(ledger) => {
+                let body = entry::body(&rec, self.capture, SystemTime::now());
+                let draft = EntryDraft::new(rec.identity.session.clone(), body);
+                ledger.append(draft, move |result| {
+                    let _ = tx.send(
+                        result
+                            .map(|a| {
+                                Some(Receipt {
+                                    index: a.index(),
+                                    proof: a.receipt_base64(),
+                                })
+                            })
+                            .map_err(|e| AuditError(e.to_string())),
+                    );
+                });
+            }
+        }
         self.publish(rec);
-        let _ = tx.send(Ok(None));
         Commit(rx)
+    }
+
+    /// Records a gateway event (start, config change) and waits until it is durable.
+    pub fn event_blocking(
+        &self,
+        event: &str,
+        details: Map<String, Value>,
+    ) -> Result<Option<u64>, AuditError> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(None);
+        };
+        let mut body = Map::new();
+        body.insert("v".into(), json!(entry::SCHEMA_VERSION));
+        body.insert("kind".into(), json!("event"));
+        body.insert("time".into(), json!(entry::rfc3339(SystemTime::now())));
+        body.insert("event".into(), json!(event));
+        body.extend(details);
+        ledger
+            .append_blocking(EntryDraft::new(None, body))
+            .map(|a| Some(a.index()))
+            .map_err(|e| AuditError(e.to_string()))
     }
 
     /// Marks the durable store failed: `/readyz` reports not ready from now on.

@@ -1,0 +1,135 @@
+//! Opening the audit ledger for the gateway: the signing key (file or `WARDEN_SIGNING_KEY`),
+//! the ledger options from `[audit]`, and the recovery report on start.
+//!
+//! The ledger itself (format, group commit, proofs, verification) is the `warden-ledger`
+//! crate; this module only decides where the key and the files are. It never prints or logs
+//! the signing key.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use warden_ledger::log::{Ledger, LedgerOptions};
+use warden_ledger::note::NoteSigner;
+
+use crate::config::Config;
+
+/// Environment variable holding a signer key string (`PRIVATE+KEY+…`), instead of a key file.
+pub const SIGNING_KEY_ENV: &str = "WARDEN_SIGNING_KEY";
+
+/// Why the ledger could not be opened; the gateway does not start without it.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The signing key could not be read, created or parsed.
+    #[error("signing key {origin}: {message}")]
+    Key {
+        /// File path or environment variable.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The ledger directory could not be opened or recovered.
+    #[error("cannot open the ledger at {dir}: {source}")]
+    Ledger {
+        /// Ledger directory.
+        dir: String,
+        /// The ledger's error.
+        source: warden_ledger::log::LedgerError,
+    },
+}
+
+/// Loads the signing key: `WARDEN_SIGNING_KEY`, else the key file; creates the file (mode
+/// 0600) when `create` is set and it does not exist. Returns the signer and whether it is new.
+pub fn signing_key(config: &Config, create: bool) -> Result<(NoteSigner, bool), OpenError> {
+    if let Ok(skey) = std::env::var(SIGNING_KEY_ENV) {
+        let signer = NoteSigner::from_skey(&skey).map_err(|e| OpenError::Key {
+            origin: SIGNING_KEY_ENV.into(),
+            message: e.to_string(),
+        })?;
+        return Ok((signer, false));
+    }
+    let path = config.key_file();
+    let key_err = |message: String| OpenError::Key {
+        origin: path.display().to_string(),
+        message,
+    };
+    if path.exists() {
+        let signer = NoteSigner::read_key_file(&path).map_err(|e| key_err(e.to_string()))?;
+        return Ok((signer, false));
+    }
+    if !create {
+        return Err(key_err(
+            "does not exist; run `warden init` (or start `warden serve` once) to create it, or set WARDEN_SIGNING_KEY".into(),
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| key_err(format!("cannot create its directory: {e}")))?;
+    }
+    let signer = NoteSigner::create_key_file(&path, &config.audit.origin)
+        .map_err(|e| key_err(e.to_string()))?;
+    Ok((signer, true))
+}
+
+/// Opens (creating if needed) the ledger for `config`, or `None` when auditing is off.
+pub fn open(config: &Config) -> Result<Option<Arc<Ledger>>, OpenError> {
+    if !config.audit.enabled {
+        tracing::warn!("audit.enabled = false: exchanges are NOT recorded in a ledger");
+        return Ok(None);
+    }
+    let (signer, created) = signing_key(config, true)?;
+    if created {
+        tracing::info!(
+            "created signing key {} (verifier key: {})",
+            config.key_file().display(),
+            signer.verifier().to_vkey()
+        );
+    }
+    let ledger = open_with(config, signer)?;
+    let r = ledger.recovery();
+    if r.truncated_bytes > 0 || r.dropped_entries > 0 {
+        tracing::warn!(
+            "ledger recovery: cut {} bytes of a torn final write ({} entries never acknowledged to any client)",
+            r.truncated_bytes,
+            r.dropped_entries
+        );
+    }
+    if r.rescanned_entries > 0 || r.restored_checkpoints > 0 {
+        tracing::info!(
+            "ledger recovery: rebuilt derived state from {} entries, restored {} checkpoints",
+            r.rescanned_entries,
+            r.restored_checkpoints
+        );
+    }
+    tracing::info!(
+        "ledger {}: {} entries, origin {}",
+        config.ledger_dir().display(),
+        ledger.size(),
+        ledger.verifier().name()
+    );
+    Ok(Some(Arc::new(ledger)))
+}
+
+fn open_with(config: &Config, signer: NoteSigner) -> Result<Ledger, OpenError> {
+    let a = &config.audit;
+    let mut opts = LedgerOptions::new(signer);
+    opts.batch_max_entries = a.batch_max_entries;
+    opts.batch_max_wait = a.batch_max_wait;
+    opts.segment_bytes = a.segment_size;
+    opts.anchor = a.anchor.clone();
+    let dir = config.ledger_dir();
+    Ledger::open(&dir, opts).map_err(|source| OpenError::Ledger {
+        dir: dir.display().to_string(),
+        source,
+    })
+}
+
+/// Whether `dir` looks like a ledger directory (for commands that accept a data dir or the
+/// ledger folder inside it).
+pub fn resolve_ledger_dir(dir: &Path) -> std::path::PathBuf {
+    let inner = dir.join("ledger");
+    if inner.is_dir() {
+        inner
+    } else {
+        dir.to_path_buf()
+    }
+}

@@ -1,0 +1,476 @@
+//! The audit ledger through the real binary: receipts on every released response (headers for
+//! buffered ones, in-band for SSE streams), offline verification with `warden audit`, tamper
+//! detection, and fail-closed behaviour when the ledger cannot write.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::Method;
+
+const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+
+fn audit(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("audit")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("WARDEN_SIGNING_KEY")
+        .env_remove("WARDEN_VERIFIER_KEY")
+        .output()
+        .expect("run warden audit")
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Checks a receipt offline against the entry bytes and the public key only.
+fn verify_offline(data_dir: &Path, receipt_b64: &str, index: u64) -> std::process::Output {
+    let work = temp_dir("receipt");
+    let entry = audit(data_dir, &["show", &index.to_string(), "--raw"]);
+    assert!(entry.status.success());
+    assert_ne!(entry.stdout.last(), Some(&b'\n'), "--raw adds no newline");
+    std::fs::write(work.join("entry"), &entry.stdout).unwrap();
+    std::fs::write(work.join("receipt"), receipt_b64).unwrap();
+    let vkey = stdout(&audit(data_dir, &["pubkey"])).trim().to_string();
+    Command::new(BIN)
+        .args(["audit", "verify-receipt"])
+        .arg(work.join("receipt"))
+        .arg("--entry")
+        .arg(work.join("entry"))
+        .args(["--pubkey", &vkey, "--data-dir"])
+        .arg(work.join("no-ledger-here"))
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn buffered_responses_carry_receipts_that_verify_offline() {
+    let mock = mock();
+    let gw = gateway(&mock.url(), &[]);
+    let mut last = None;
+    for (path, body) in [
+        ("/v1/chat/completions", CHAT.to_string()),
+        (
+            "/v1/messages",
+            r#"{"model":"claude-haiku-4-5","max_tokens":9,"messages":[{"role":"user","content":"hi"}]}"#.into(),
+        ),
+        (
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#.into(),
+        ),
+    ] {
+        let r = post_json(&format!("{}{path}", gw.url()), &[], &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let index: u64 = r.headers["x-warden-entry"].to_str().unwrap().parse().unwrap();
+        if let Some(prev) = last {
+            assert!(index > prev, "entries are sequenced");
+        }
+        last = Some(index);
+        let receipt = r.headers["x-warden-receipt"].to_str().unwrap().to_string();
+        let out = verify_offline(&gw.data_dir, &receipt, index);
+        assert!(out.status.success(), "{path}: {}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(stdout(&out).contains(&format!("entry {index} is in the log")));
+    }
+    // The same receipt does not verify a different entry.
+    let r = post_json(&format!("{}/v1/chat/completions", gw.url()), &[], CHAT).await;
+    let index: u64 = r.headers["x-warden-entry"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let receipt = r.headers["x-warden-receipt"].to_str().unwrap().to_string();
+    let out = verify_offline(&gw.data_dir, &receipt, index - 1);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn refusals_are_recorded_with_receipts_too() {
+    let mock = mock();
+    let gw = gateway(&mock.url(), &[]);
+    let r = post_json(
+        &format!("{}/v1/chat/completions", gw.url()),
+        &[],
+        "{not json",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let index: u64 = r.headers["x-warden-entry"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_slice(&audit(&gw.data_dir, &["show", &index.to_string(), "--raw"]).stdout)
+            .unwrap();
+    assert_eq!(entry["outcome"]["result"], "refused");
+    assert_eq!(entry["outcome"]["code"], "invalid_request");
+    assert_eq!(entry["kind"], "exchange");
+}
+
+/// Splits an SSE body into (comment receipt, the event right after it).
+fn receipt_before(body: &str, terminal: &str) -> String {
+    let at = body
+        .find(": warden-receipt ")
+        .unwrap_or_else(|| panic!("no receipt comment in {body}"));
+    let rest = &body[at + ": warden-receipt ".len()..];
+    let (receipt, after) = rest.split_once("\n\n").unwrap();
+    assert!(
+        after.starts_with(terminal),
+        "receipt must come right before {terminal:?}, got {after:?}"
+    );
+    receipt.to_string()
+}
+
+#[tokio::test]
+async fn streams_carry_the_request_entry_in_headers_and_the_receipt_before_the_terminal_event() {
+    let mock = mock();
+    let gw = gateway(&mock.url(), &[]);
+    let stream_chat =
+        r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = post_json(
+        &format!("{}/v1/chat/completions", gw.url()),
+        &[("x-warden-session", "st-1")],
+        stream_chat,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let request_entry: u64 = r.headers["x-warden-entry"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let receipt = receipt_before(&r.text(), "data: [DONE]");
+    let text = String::from_utf8(base64_decode(&receipt)).unwrap();
+    let index: u64 = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .strip_prefix("index ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(index > request_entry);
+    let out = verify_offline(&gw.data_dir, &receipt, index);
+    assert!(out.status.success(), "{}", stdout(&out));
+    // The completion entry points at its request entry, and both are in the session's chain.
+    let done: serde_json::Value =
+        serde_json::from_slice(&audit(&gw.data_dir, &["show", &index.to_string(), "--raw"]).stdout)
+            .unwrap();
+    assert_eq!(done["request_entry"], request_entry);
+    assert_eq!(done["session"], "st-1");
+    assert!(
+        done["prev"].is_string(),
+        "second entry of the session chains to the first"
+    );
+
+    let r = post_json(
+        &format!("{}/v1/messages", gw.url()),
+        &[],
+        r#"{"model":"claude-sonnet-4-5","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
+    receipt_before(&r.text(), "event: message_stop");
+
+    // Gemini's SDK reads non-data lines as JSON and NDJSON has no comments: no in-band receipt,
+    // the stream is byte-for-byte what the upstream sent.
+    for (path, body) in [
+        (
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#,
+        ),
+        (
+            "/api/chat",
+            r#"{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+    ] {
+        let r = post_json(&format!("{}{path}", gw.url()), &[], body).await;
+        assert_eq!(r.status, 200);
+        assert!(r.headers.contains_key("x-warden-entry"));
+        assert!(!r.text().contains("warden-receipt"), "{path}");
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let out = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    out.stdin.as_ref().unwrap().write_all(s.as_bytes()).unwrap();
+    out.wait_with_output().unwrap().stdout
+}
+
+#[tokio::test]
+async fn audit_show_export_and_verify_detect_an_edited_entry() {
+    let mock = mock();
+    let gw = gateway(&mock.url(), &[]);
+    for session in ["a", "b", "a"] {
+        let r = post_json(
+            &format!("{}/v1/chat/completions", gw.url()),
+            &[("x-warden-session", session), ("x-warden-tenant", "acme")],
+            CHAT,
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let data = gw.data_dir.clone();
+    drop(gw);
+
+    let listed = stdout(&audit(&data, &["show", "--session", "a", "--json"]));
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    let csv = stdout(&audit(
+        &data,
+        &["export", "--format", "csv", "--tenant", "acme"],
+    ));
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("index,time,kind,session,tenant,agent,provider")
+    );
+    assert_eq!(lines.count(), 3);
+
+    let ok = audit(&data, &["verify"]);
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("intact"));
+
+    // Flip one byte of the second exchange's model name on disk.
+    let seg_dir = data.join("ledger").join("segments");
+    let seg = std::fs::read_dir(&seg_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let needle = b"\"session\":\"b\"";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("entry on disk");
+    bytes[at + 12] = b'c';
+    std::fs::write(&seg, &bytes).unwrap();
+    let bad = audit(&data, &["verify"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stdout(&bad));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("TAMPERED") && err.contains("first bad entry 2"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_ledger_that_cannot_write_fails_closed() {
+    let mock = mock();
+    let dir = temp_dir("fullgw");
+    // A file-size limit makes every ledger write past it fail (EFBIG), like a full disk;
+    // SIGXFSZ is ignored so the write fails instead of killing the process.
+    let log = dir.join("stderr.log");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 48; exec {BIN} serve --listen 127.0.0.1:0 --data-dir {} --upstream openai={}",
+            dir.display(),
+            mock.url()
+        ))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let info = dir.join("gateway.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !info.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
+    let url = format!("http://{}", v["listen"].as_str().unwrap());
+    let mut refused = None;
+    for i in 0..2000 {
+        let r = post_json(
+            &format!("{url}/v1/chat/completions"),
+            &[("x-warden-session", &format!("s-{i}"))],
+            CHAT,
+        )
+        .await;
+        match r.status.as_u16() {
+            200 => assert!(
+                refused.is_none(),
+                "a response was released after the ledger failed"
+            ),
+            503 => {
+                assert_eq!(
+                    r.json()["error"]["code"],
+                    "audit_unavailable",
+                    "{}",
+                    r.text()
+                );
+                assert!(!r.headers.contains_key("x-warden-receipt"));
+                refused.get_or_insert(i);
+            }
+            s => panic!("unexpected status {s}: {}", r.text()),
+        }
+        if refused.is_some_and(|first| i >= first + 3) {
+            break;
+        }
+    }
+    assert!(refused.is_some(), "the ledger never filled up");
+    let ready = send(Method::GET, &format!("{url}/readyz"), &[], "").await;
+    assert_eq!(ready.status, 503);
+    // Streams fail closed too: refused before anything is forwarded.
+    let before = mock_stats(&mock).await["requests"].as_u64().unwrap();
+    let r = post_json(
+        &format!("{url}/v1/chat/completions"),
+        &[],
+        r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        mock_stats(&mock).await["requests"].as_u64().unwrap(),
+        before
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("cannot record"), "{text}");
+}
+
+/// Starts `warden serve` on an existing data dir (so restarts reuse the ledger).
+fn serve_on(dir: &Path, upstream: &str) -> (std::process::Child, String) {
+    let _ = std::fs::remove_file(dir.join("gateway.json"));
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .arg("--upstream")
+        .arg(format!("openai={upstream}"))
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("stderr.log"))
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let info = dir.join("gateway.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !info.exists() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&info).unwrap()).unwrap();
+    (child, format!("http://{}", v["listen"].as_str().unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_released_entry() {
+    let mock = mock();
+    let dir = temp_dir("crash");
+    let mut receipts: Vec<(u64, String)> = Vec::new();
+    for round in 0..3 {
+        let (mut child, url) = serve_on(&dir, &mock.url());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let (url, stop) = (url.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                let c = client();
+                for i in 0..500 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let req = http::Request::post(format!("{url}/v1/chat/completions"))
+                        .header("content-type", "application/json")
+                        .header("x-warden-session", format!("r{round}-t{t}-{}", i % 3))
+                        .body(http_body_util::Full::new(bytes::Bytes::from(CHAT)))
+                        .unwrap();
+                    // Connection errors are expected once the gateway is killed.
+                    let Ok(Ok(resp)) =
+                        tokio::time::timeout(Duration::from_secs(10), c.request(req)).await
+                    else {
+                        break;
+                    };
+                    if resp.status() != 200 {
+                        continue;
+                    }
+                    let (entry, receipt) = (
+                        resp.headers().get("x-warden-entry").cloned(),
+                        resp.headers().get("x-warden-receipt").cloned(),
+                    );
+                    // Only a response whose body fully arrived counts as released.
+                    let complete = http_body_util::BodyExt::collect(resp.into_body())
+                        .await
+                        .is_ok();
+                    if let (true, Some(e), Some(r)) = (complete, entry, receipt) {
+                        got.push((
+                            e.to_str().unwrap().parse::<u64>().unwrap(),
+                            r.to_str().unwrap().to_string(),
+                        ));
+                    }
+                }
+                got
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300 + 150 * round)).await;
+        // SIGKILL: no shutdown path runs.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in tasks {
+            receipts.extend(t.await.unwrap());
+        }
+    }
+    assert!(
+        receipts.len() > 50,
+        "too little load to mean anything: {}",
+        receipts.len()
+    );
+    eprintln!("{} released responses across 3 SIGKILLs", receipts.len());
+
+    // Restart once: recovery cuts any torn tail; then everything a client got must verify.
+    let (mut child, _url) = serve_on(&dir, &mock.url());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let v = audit(&dir, &["verify"]);
+    assert!(
+        v.status.success(),
+        "{}{}",
+        stdout(&v),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let vkey = stdout(&audit(&dir, &["pubkey"])).trim().to_string();
+    let work = temp_dir("crash-receipts");
+    for (n, (index, receipt)) in receipts.iter().enumerate() {
+        let path = work.join(format!("r{n}"));
+        std::fs::write(&path, receipt).unwrap();
+        let out = Command::new(BIN)
+            .args(["audit", "verify-receipt"])
+            .arg(&path)
+            .args(["--pubkey", &vkey, "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "receipt for entry {index} does not verify after crashes: {}{}",
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
