@@ -474,3 +474,128 @@ async fn sigkill_under_load_loses_no_released_entry() {
         );
     }
 }
+
+fn gateway_with_config(mock: &Proc, toml: &str) -> Proc {
+    let dir = temp_dir("cfg");
+    let cfg = dir.join("warden.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let mut args = vec!["--config".to_string(), cfg.display().to_string()];
+    for p in ["openai", "anthropic", "gemini", "ollama"] {
+        args.push("--upstream".into());
+        args.push(format!("{p}={}", mock.url()));
+    }
+    gateway_with_args(&args)
+}
+
+#[tokio::test]
+async fn buffer_mode_holds_whole_streams_and_puts_the_receipt_in_headers() {
+    let mock = mock();
+    let gw = gateway_with_config(&mock, "[audit]\nstream = \"buffer\"\n");
+    let req = http::Request::post(format!("{}/v1/chat/completions", gw.url()))
+        .header("content-type", "application/json")
+        .header("x-mock-scenario", r#"{"words":6,"chunk_delay_ms":30}"#)
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        )))
+        .unwrap();
+    let resp = client().request(req).await.unwrap();
+    // The headers arrive only once the whole stream is recorded, so they hold its receipt.
+    assert_eq!(resp.status(), 200);
+    let index: u64 = resp.headers()["x-warden-entry"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let receipt = resp.headers()["x-warden-receipt"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(!text.contains("warden-receipt"));
+    let entry: serde_json::Value =
+        serde_json::from_slice(&audit(&gw.data_dir, &["show", &index.to_string(), "--raw"]).stdout)
+            .unwrap();
+    assert_eq!(entry["stream"], true);
+    assert_eq!(
+        entry["request_entry"],
+        serde_json::Value::Null,
+        "no request entry in buffer mode"
+    );
+    // The buffered stream was still decoded as a stream (no usage without include_usage).
+    assert_eq!(entry["finish_reason"], "stop");
+    assert!(
+        verify_offline(&gw.data_dir, &receipt, index)
+            .status
+            .success()
+    );
+}
+
+#[tokio::test]
+async fn request_entries_all_records_buffered_requests_before_forwarding() {
+    let mock = mock();
+    let gw = gateway_with_config(
+        &mock,
+        "[audit]\nrequest_entries = \"all\"\ncapture = \"full\"\n",
+    );
+    let r = post_json(
+        &format!("{}/v1/chat/completions", gw.url()),
+        &[("x-mock-scenario", r#"{"text":"full capture","tool_calls":[{"name":"lookup","arguments":{"q":"x"}}]}"#)],
+        r#"{"model":"gpt-4o","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"find x"}]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let index: u64 = r.headers["x-warden-entry"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_slice(&audit(&gw.data_dir, &["show", &index.to_string(), "--raw"]).stdout)
+            .unwrap();
+    let request_entry = entry["request_entry"]
+        .as_u64()
+        .expect("request entry recorded first");
+    assert!(request_entry < index);
+    let req: serde_json::Value = serde_json::from_slice(
+        &audit(&gw.data_dir, &["show", &request_entry.to_string(), "--raw"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(req["kind"], "request");
+    // Full capture keeps the content; metadata capture (the default) keeps only digests.
+    assert_eq!(req["content"]["system"][0], "be brief");
+    assert_eq!(
+        entry["content"]["messages"][0]["content"][0]["text"],
+        "find x"
+    );
+    assert_eq!(entry["tool_calls"][0]["arguments"], r#"{"q":"x"}"#);
+}
+
+#[tokio::test]
+async fn metadata_capture_keeps_no_content() {
+    let mock = mock();
+    let gw = gateway(&mock.url(), &[]);
+    let r = post_json(
+        &format!("{}/v1/chat/completions", gw.url()),
+        &[("x-mock-scenario", r#"{"text":"secret answer","tool_calls":[{"name":"lookup","arguments":{"q":"secret"}}]}"#)],
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"secret question"}]}"#,
+    )
+    .await;
+    let index = r.headers["x-warden-entry"].to_str().unwrap().to_string();
+    let raw = audit(&gw.data_dir, &["show", &index, "--raw"]).stdout;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("secret"), "{text}");
+    let entry: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(entry["tool_calls"][0]["name"], "lookup");
+    assert_eq!(
+        entry["tool_calls"][0]["arguments_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+}

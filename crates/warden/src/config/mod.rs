@@ -124,6 +124,9 @@ pub struct Audit {
     pub capture: Capture,
     /// `true`: a stream is held whole until recorded (`audit.stream = "buffer"`).
     pub stream_buffer: bool,
+    /// `true`: every request gets a `request` entry before it is forwarded, not only live
+    /// streams (`audit.request_entries = "all"`).
+    pub request_entries_all: bool,
     /// The log's origin line and signing key name.
     pub origin: String,
     /// Signing key file; default `<data-dir>/ledger/signing.key`.
@@ -145,6 +148,7 @@ impl Default for Audit {
             enabled: true,
             capture: Capture::Metadata,
             stream_buffer: false,
+            request_entries_all: false,
             origin: default_origin(),
             key_file: None,
             batch_max_entries: 256,

@@ -37,6 +37,7 @@ struct RawAudit {
     enabled: Option<bool>,
     capture: Option<Spanned<String>>,
     stream: Option<Spanned<String>>,
+    request_entries: Option<Spanned<String>>,
     origin: Option<Spanned<String>>,
     key_file: Option<String>,
     batch_max_entries: Option<Spanned<i64>>,
@@ -373,6 +374,19 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
                     m.span(),
                     "audit.stream",
                     format!("`{other}` is not a stream mode; use `live` or `buffer`"),
+                ));
+            }
+        };
+    }
+    if let Some(r) = &a.request_entries {
+        audit.request_entries_all = match r.get_ref().as_str() {
+            "streams" => false,
+            "all" => true,
+            other => {
+                return Err(at(
+                    r.span(),
+                    "audit.request_entries",
+                    format!("`{other}` is not a choice; use `streams` or `all`"),
                 ));
             }
         };

@@ -265,7 +265,8 @@ async fn exchange(
     // A live stream shows the client output before its completion is recorded, so the request
     // itself is recorded first: a crash mid-stream still leaves who asked what.
     let mut request_receipt = None;
-    if stream_requested && !gw.config.audit.stream_buffer {
+    let live_stream = stream_requested && !gw.config.audit.stream_buffer;
+    if live_stream || gw.config.audit.request_entries_all {
         let rec = flight.record(Outcome::Forwarded, None, None);
         request_receipt = gw.recorder.commit(rec).await.map_err(|e| {
             gw.recorder.fail(&e);
