@@ -2,7 +2,7 @@
 # Gateway overhead benchmark: the same load against the mock provider directly and through
 # `warden serve`, alternating A/B several times, medians reported. See bench/README.md.
 #
-#   bench/run.sh [--duration SECS] [--rounds N] [--stream]
+#   bench/run.sh [--duration SECS] [--rounds N] [--stream] [--conns "1 64 512"] [--no-ledger]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +11,12 @@ ROUNDS=3
 SCENARIO=""
 BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in five words."}]}'
 LABEL="openai chat, buffered"
+CONNS="1 64"
+LEDGER=on
 while [ $# -gt 0 ]; do
   case "$1" in
+    --conns) CONNS="$2"; shift 2 ;;
+    --no-ledger) LEDGER=off; shift ;;
     --duration) DURATION="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --stream)
@@ -27,6 +31,8 @@ if ! command -v wrk >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
 
+# 512 connections need ~1,100 descriptors in the gateway (clients + pooled upstreams).
+ulimit -n 8192 2>/dev/null || true
 cargo build --release -q -p warden
 BIN=target/release/warden
 WORK=$(mktemp -d)
@@ -38,7 +44,12 @@ MOCK_PID=$!
 for _ in $(seq 100); do grep -q listening "$WORK/mock.out" 2>/dev/null && break; sleep 0.05; done
 MOCK=$(sed -n 's/.*http:\/\///p' "$WORK/mock.out" | head -1)
 
-RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" \
+CONFIG_ARGS=()
+if [ "$LEDGER" = off ]; then
+  printf '[audit]\nenabled = false\n' >"$WORK/warden.toml"
+  CONFIG_ARGS=(--config "$WORK/warden.toml")
+fi
+RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" "${CONFIG_ARGS[@]}" \
   --upstream "openai=http://$MOCK" 2>"$WORK/gw.log" &
 GW_PID=$!
 for _ in $(seq 200); do [ -f "$WORK/data/gateway.json" ] && break; sleep 0.05; done
@@ -52,7 +63,7 @@ run_wrk() { # addr conns -> one JSON line
 }
 
 RESULTS="$WORK/results.jsonl"
-for conns in 1 64; do
+for conns in $CONNS; do
   for round in $(seq "$ROUNDS"); do
     for target in direct gateway; do
       addr=$MOCK; [ "$target" = gateway ] && addr=$GW
@@ -64,9 +75,9 @@ for conns in 1 64; do
 done
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 
-python3 - "$RESULTS" "$LABEL" "$DURATION" "$ROUNDS" "$RSS_KB" <<'PY'
+python3 - "$RESULTS" "$LABEL (ledger $LEDGER)" "$DURATION" "$ROUNDS" "$RSS_KB" "$CONNS" <<'PY'
 import json, statistics, sys, datetime, os
-path, label, duration, rounds, rss = sys.argv[1:]
+path, label, duration, rounds, rss, conns = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 def med(target, conns, key):
     vals = [r["r"][key] for r in rows if r["target"] == target and r["conns"] == conns]
@@ -78,7 +89,7 @@ out = []
 out.append(f"## {label} — {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, {duration}s x {rounds} rounds, medians\n")
 out.append("| conns | direct req/s | gateway req/s | ratio | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 | errors |")
 out.append("|---|---|---|---|---|---|---|---|---|---|---|")
-for c in (1, 64):
+for c in [int(x) for x in conns.split()]:
     d, g = rps("direct", c), rps("gateway", c)
     dp50, gp50 = med("direct", c, "p50_us"), med("gateway", c, "p50_us")
     dp99, gp99 = med("direct", c, "p99_us"), med("gateway", c, "p99_us")

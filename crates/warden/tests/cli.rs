@@ -81,8 +81,14 @@ fn init_writes_a_config_that_checks_clean() {
         String::from_utf8_lossy(&pubkey.stderr)
     );
     let vkey = String::from_utf8_lossy(&pubkey.stdout).trim().to_string();
+    // name+hexid+base64: the base64 part may itself contain `+`.
+    let parts: Vec<&str> = vkey.splitn(3, '+').collect();
     assert!(
-        vkey.starts_with("warden.local/") && vkey.split('+').count() == 3,
+        vkey.starts_with("warden.local/") && parts.len() == 3,
+        "{vkey}"
+    );
+    assert!(
+        parts[1].len() == 8 && parts[1].bytes().all(|b| b.is_ascii_hexdigit()),
         "{vkey}"
     );
 }

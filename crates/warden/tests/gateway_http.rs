@@ -325,15 +325,7 @@ async fn malformed_json_is_refused_in_each_provider_shape() {
 #[tokio::test]
 async fn oversized_body_is_413_and_never_forwarded() {
     let mock = mock();
-    let dir = temp_dir("cfg");
-    let cfg = dir.join("warden.toml");
-    std::fs::write(&cfg, "[limits]\nmax_request_bytes = \"1KiB\"\n").unwrap();
-    let gw = gateway_with_args(&[
-        "--config".into(),
-        cfg.display().to_string(),
-        "--upstream".into(),
-        format!("openai={}", mock.url()),
-    ]);
+    let gw = gateway_with_config(&mock.url(), "[limits]\nmax_request_bytes = \"1KiB\"\n");
     let big = format!(
         r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"{}"}}]}}"#,
         "x".repeat(4096)
@@ -432,15 +424,7 @@ async fn unreachable_upstream_is_502() {
 #[tokio::test]
 async fn upstream_timeout_is_504() {
     let mock = mock();
-    let dir = temp_dir("cfg");
-    let cfg = dir.join("warden.toml");
-    std::fs::write(&cfg, "[limits]\nresponse_timeout = \"300ms\"\n").unwrap();
-    let gw = gateway_with_args(&[
-        "--config".into(),
-        cfg.display().to_string(),
-        "--upstream".into(),
-        format!("anthropic={}", mock.url()),
-    ]);
+    let gw = gateway_with_config(&mock.url(), "[limits]\nresponse_timeout = \"300ms\"\n");
     let r = post_json(
         &format!("{}/v1/messages", gw.url()),
         &[("x-mock-scenario", r#"{"delay_ms":5000}"#)],
@@ -576,15 +560,7 @@ async fn oversized_request_head_is_rejected() {
 #[tokio::test]
 async fn requests_beyond_the_concurrency_limit_get_503_with_retry_after() {
     let mock = mock();
-    let dir = temp_dir("cfg");
-    let cfg = dir.join("warden.toml");
-    std::fs::write(&cfg, "[limits]\nmax_concurrent_requests = 1\n").unwrap();
-    let gw = gateway_with_args(&[
-        "--config".into(),
-        cfg.display().to_string(),
-        "--upstream".into(),
-        format!("openai={}", mock.url()),
-    ]);
+    let gw = gateway_with_config(&mock.url(), "[limits]\nmax_concurrent_requests = 1\n");
     // Hold the only slot with a slow stream.
     let req = http::Request::post(format!("{}/v1/chat/completions", gw.url()))
         .header("content-type", "application/json")

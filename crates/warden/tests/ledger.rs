@@ -25,6 +25,11 @@ fn audit(data_dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("run warden audit")
 }
 
+/// The entry at `index`, parsed from its exact bytes.
+fn entry_json(data_dir: &Path, index: u64) -> serde_json::Value {
+    serde_json::from_slice(&audit(data_dir, &["show", &index.to_string(), "--raw"]).stdout).unwrap()
+}
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -105,9 +110,7 @@ async fn refusals_are_recorded_with_receipts_too() {
         .unwrap()
         .parse()
         .unwrap();
-    let entry: serde_json::Value =
-        serde_json::from_slice(&audit(&gw.data_dir, &["show", &index.to_string(), "--raw"]).stdout)
-            .unwrap();
+    let entry = entry_json(&gw.data_dir, index);
     assert_eq!(entry["outcome"]["result"], "refused");
     assert_eq!(entry["outcome"]["code"], "invalid_request");
     assert_eq!(entry["kind"], "exchange");
@@ -159,9 +162,7 @@ async fn streams_carry_the_request_entry_in_headers_and_the_receipt_before_the_t
     let out = verify_offline(&gw.data_dir, &receipt, index);
     assert!(out.status.success(), "{}", stdout(&out));
     // The completion entry points at its request entry, and both are in the session's chain.
-    let done: serde_json::Value =
-        serde_json::from_slice(&audit(&gw.data_dir, &["show", &index.to_string(), "--raw"]).stdout)
-            .unwrap();
+    let done = entry_json(&gw.data_dir, index);
     assert_eq!(done["request_entry"], request_entry);
     assert_eq!(done["session"], "st-1");
     assert!(
@@ -475,22 +476,10 @@ async fn sigkill_under_load_loses_no_released_entry() {
     }
 }
 
-fn gateway_with_config(mock: &Proc, toml: &str) -> Proc {
-    let dir = temp_dir("cfg");
-    let cfg = dir.join("warden.toml");
-    std::fs::write(&cfg, toml).unwrap();
-    let mut args = vec!["--config".to_string(), cfg.display().to_string()];
-    for p in ["openai", "anthropic", "gemini", "ollama"] {
-        args.push("--upstream".into());
-        args.push(format!("{p}={}", mock.url()));
-    }
-    gateway_with_args(&args)
-}
-
 #[tokio::test]
 async fn buffer_mode_holds_whole_streams_and_puts_the_receipt_in_headers() {
     let mock = mock();
-    let gw = gateway_with_config(&mock, "[audit]\nstream = \"buffer\"\n");
+    let gw = gateway_with_config(&mock.url(), "[audit]\nstream = \"buffer\"\n");
     let req = http::Request::post(format!("{}/v1/chat/completions", gw.url()))
         .header("content-type", "application/json")
         .header("x-mock-scenario", r#"{"words":6,"chunk_delay_ms":30}"#)
@@ -517,9 +506,7 @@ async fn buffer_mode_holds_whole_streams_and_puts_the_receipt_in_headers() {
     let text = String::from_utf8_lossy(&body);
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
     assert!(!text.contains("warden-receipt"));
-    let entry: serde_json::Value =
-        serde_json::from_slice(&audit(&gw.data_dir, &["show", &index.to_string(), "--raw"]).stdout)
-            .unwrap();
+    let entry = entry_json(&gw.data_dir, index);
     assert_eq!(entry["stream"], true);
     assert_eq!(
         entry["request_entry"],
@@ -539,7 +526,7 @@ async fn buffer_mode_holds_whole_streams_and_puts_the_receipt_in_headers() {
 async fn request_entries_all_records_buffered_requests_before_forwarding() {
     let mock = mock();
     let gw = gateway_with_config(
-        &mock,
+        &mock.url(),
         "[audit]\nrequest_entries = \"all\"\ncapture = \"full\"\n",
     );
     let r = post_json(
@@ -554,17 +541,12 @@ async fn request_entries_all_records_buffered_requests_before_forwarding() {
         .unwrap()
         .parse()
         .unwrap();
-    let entry: serde_json::Value =
-        serde_json::from_slice(&audit(&gw.data_dir, &["show", &index.to_string(), "--raw"]).stdout)
-            .unwrap();
+    let entry = entry_json(&gw.data_dir, index);
     let request_entry = entry["request_entry"]
         .as_u64()
         .expect("request entry recorded first");
     assert!(request_entry < index);
-    let req: serde_json::Value = serde_json::from_slice(
-        &audit(&gw.data_dir, &["show", &request_entry.to_string(), "--raw"]).stdout,
-    )
-    .unwrap();
+    let req = entry_json(&gw.data_dir, request_entry);
     assert_eq!(req["kind"], "request");
     // Full capture keeps the content; metadata capture (the default) keeps only digests.
     assert_eq!(req["content"]["system"][0], "be brief");

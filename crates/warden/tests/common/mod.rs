@@ -95,6 +95,19 @@ pub fn gateway(upstream: &str, extra: &[&str]) -> Proc {
     gateway_with_args(&args)
 }
 
+/// Starts `warden serve` with `toml` as its config file and every provider pointed at `upstream`.
+pub fn gateway_with_config(upstream: &str, toml: &str) -> Proc {
+    let dir = temp_dir("cfg");
+    let cfg = dir.join("warden.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let mut args = vec!["--config".to_string(), cfg.display().to_string()];
+    for p in ["openai", "anthropic", "gemini", "ollama"] {
+        args.push("--upstream".into());
+        args.push(format!("{p}={upstream}"));
+    }
+    gateway_with_args(&args)
+}
+
 /// Starts `warden serve --listen 127.0.0.1:0 --data-dir <tmp> ARGS…` and waits for gateway.json.
 pub fn gateway_with_args(args: &[String]) -> Proc {
     let dir = temp_dir("gw");
