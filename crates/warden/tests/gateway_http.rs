@@ -480,6 +480,19 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     assert_eq!(mock_stats(&mock).await["requests"], 20);
 }
 
+/// Waits (bounded) until the gateway has logged at least `n` exchange lines; returns them.
+async fn wait_for_exchange_lines(gw: &Proc, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = exchange_lines(gw);
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "{}", gw.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Exchange log lines (JSON log format) whose `outcome` is set.
 fn exchange_lines(gw: &Proc) -> Vec<serde_json::Value> {
     gw.log_text()
@@ -518,15 +531,7 @@ async fn every_exchange_is_recorded_once_with_its_outcome_and_usage() {
     .await;
     assert_eq!(r.status, 400);
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let lines = loop {
-        let lines = exchange_lines(&gw);
-        if lines.len() >= 3 {
-            break lines;
-        }
-        assert!(Instant::now() < deadline, "{}", gw.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let lines = wait_for_exchange_lines(&gw, 3).await;
     assert_eq!(lines.len(), 3, "{lines:#?}");
     let buffered = &lines[0];
     assert_eq!(buffered["outcome"], "completed", "{buffered}");
@@ -637,15 +642,7 @@ async fn identity_headers_are_recorded_and_never_forwarded() {
             .contains("x-warden-agent")
     );
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let lines = loop {
-        let lines = exchange_lines(&gw);
-        if lines.len() >= 3 {
-            break lines;
-        }
-        assert!(Instant::now() < deadline, "{}", gw.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let lines = wait_for_exchange_lines(&gw, 3).await;
     assert_eq!(lines[0]["session"], "run-7");
     assert_eq!(lines[0]["tenant"], "acme");
     assert_eq!(lines[0]["agent"], "billing-bot");

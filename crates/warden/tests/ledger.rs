@@ -72,7 +72,7 @@ async fn buffered_responses_carry_receipts_that_verify_offline() {
     ] {
         let r = post_json(&format!("{}{path}", gw.url()), &[], &body).await;
         assert_eq!(r.status, 200, "{}", r.text());
-        let index: u64 = r.headers["x-warden-entry"].to_str().unwrap().parse().unwrap();
+        let index = r.entry_index();
         if let Some(prev) = last {
             assert!(index > prev, "entries are sequenced");
         }
@@ -84,11 +84,7 @@ async fn buffered_responses_carry_receipts_that_verify_offline() {
     }
     // The same receipt does not verify a different entry.
     let r = post_json(&format!("{}/v1/chat/completions", gw.url()), &[], CHAT).await;
-    let index: u64 = r.headers["x-warden-entry"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let index = r.entry_index();
     let receipt = r.headers["x-warden-receipt"].to_str().unwrap().to_string();
     let out = verify_offline(&gw.data_dir, &receipt, index - 1);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
@@ -105,11 +101,7 @@ async fn refusals_are_recorded_with_receipts_too() {
     )
     .await;
     assert_eq!(r.status, 400);
-    let index: u64 = r.headers["x-warden-entry"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let index = r.entry_index();
     let entry = entry_json(&gw.data_dir, index);
     assert_eq!(entry["outcome"]["result"], "refused");
     assert_eq!(entry["outcome"]["code"], "invalid_request");
@@ -143,11 +135,7 @@ async fn streams_carry_the_request_entry_in_headers_and_the_receipt_before_the_t
     )
     .await;
     assert_eq!(r.status, 200);
-    let request_entry: u64 = r.headers["x-warden-entry"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let request_entry = r.entry_index();
     let receipt = receipt_before(&r.text(), "data: [DONE]");
     let text = String::from_utf8(base64_decode(&receipt)).unwrap();
     let index: u64 = text
@@ -536,11 +524,7 @@ async fn request_entries_all_records_buffered_requests_before_forwarding() {
     )
     .await;
     assert_eq!(r.status, 200);
-    let index: u64 = r.headers["x-warden-entry"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let index = r.entry_index();
     let entry = entry_json(&gw.data_dir, index);
     let request_entry = entry["request_entry"]
         .as_u64()

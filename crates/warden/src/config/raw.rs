@@ -350,46 +350,33 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     if let Some(e) = a.enabled {
         audit.enabled = e;
     }
-    if let Some(c) = &a.capture {
-        audit.capture = match c.get_ref().as_str() {
-            "metadata" => Capture::Metadata,
-            "full" => Capture::Full,
-            other => {
-                return Err(at(
-                    c.span(),
-                    "audit.capture",
-                    format!(
-                        "`{other}` is not a capture mode; use `metadata` (digests only) or `full` (raw content)"
-                    ),
-                ));
-            }
-        };
+    // A string key with a fixed set of values: the error lists them.
+    let choice = |v: &Option<Spanned<String>>,
+                  key: &str,
+                  options: &[&str]|
+     -> Result<Option<usize>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        match options.iter().position(|o| o == v.get_ref()) {
+            Some(i) => Ok(Some(i)),
+            None => Err(at(
+                v.span(),
+                key,
+                format!("`{}` is not one of: {}", v.get_ref(), options.join(", ")),
+            )),
+        }
+    };
+    if let Some(i) = choice(&a.capture, "audit.capture", &["metadata", "full"])? {
+        audit.capture = [Capture::Metadata, Capture::Full][i];
     }
-    if let Some(m) = &a.stream {
-        audit.stream_buffer = match m.get_ref().as_str() {
-            "live" => false,
-            "buffer" => true,
-            other => {
-                return Err(at(
-                    m.span(),
-                    "audit.stream",
-                    format!("`{other}` is not a stream mode; use `live` or `buffer`"),
-                ));
-            }
-        };
+    if let Some(i) = choice(&a.stream, "audit.stream", &["live", "buffer"])? {
+        audit.stream_buffer = i == 1;
     }
-    if let Some(r) = &a.request_entries {
-        audit.request_entries_all = match r.get_ref().as_str() {
-            "streams" => false,
-            "all" => true,
-            other => {
-                return Err(at(
-                    r.span(),
-                    "audit.request_entries",
-                    format!("`{other}` is not a choice; use `streams` or `all`"),
-                ));
-            }
-        };
+    if let Some(i) = choice(
+        &a.request_entries,
+        "audit.request_entries",
+        &["streams", "all"],
+    )? {
+        audit.request_entries_all = i == 1;
     }
     if let Some(o) = &a.origin {
         let ok = !o.get_ref().is_empty()

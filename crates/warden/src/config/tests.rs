@@ -159,3 +159,23 @@ fn workers_default_to_one_per_core_and_are_validated() {
         "{err}"
     );
 }
+
+#[test]
+fn audit_choices_are_validated_with_their_options() {
+    let c = load("[audit]\ncapture = \"full\"\nstream = \"buffer\"\nrequest_entries = \"all\"\n")
+        .unwrap();
+    assert_eq!(c.audit.capture, Capture::Full);
+    assert!(c.audit.stream_buffer && c.audit.request_entries_all);
+    let err = load("[audit]\n\ncapture = \"everything\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("warden.toml:3")
+            && err.contains("audit.capture")
+            && err.contains("metadata, full"),
+        "{err}"
+    );
+    let c = load("").unwrap();
+    assert_eq!(c.audit.capture, Capture::Metadata);
+    assert!(c.audit.enabled && !c.audit.stream_buffer);
+}

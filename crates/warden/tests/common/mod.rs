@@ -167,6 +167,14 @@ impl Reply {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+    /// The ledger index in `x-warden-entry`.
+    pub fn entry_index(&self) -> u64 {
+        self.headers["x-warden-entry"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
 }
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
