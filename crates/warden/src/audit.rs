@@ -133,3 +133,125 @@ pub fn resolve_ledger_dir(dir: &Path) -> std::path::PathBuf {
         dir.to_path_buf()
     }
 }
+
+/// Publishes signed checkpoints off the host: every `interval`, if the log has grown, runs
+/// `audit.anchor_command` with the latest signed checkpoint note on stdin (and
+/// `WARDEN_CHECKPOINT_SIZE` / `WARDEN_CHECKPOINT_ORIGIN` in its environment).
+///
+/// A copy of the checkpoint held elsewhere (a witness, object storage, a ticket) is what makes
+/// a ledger cut or rewritten on this host detectable later. A failed publish is logged and
+/// retried at the next interval; it does not stop traffic, because the ledger itself is still
+/// durable and the gateway's availability must not depend on an external witness.
+pub struct Anchor {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Longest a single run of the anchor command may take before it is killed.
+const ANCHOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Anchor {
+    /// Starts the publisher, or returns `None` when no command is configured.
+    pub fn start(config: &Config, ledger: Option<&Arc<Ledger>>) -> Option<Anchor> {
+        let argv = config.audit.anchor_command.clone()?;
+        let ledger = ledger?.clone();
+        let interval = config.audit.anchor_interval;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("warden-anchor".into())
+            .spawn(move || {
+                let mut published = 0u64;
+                let tick = std::time::Duration::from_millis(50);
+                let mut waited = std::time::Duration::ZERO;
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    waited += tick;
+                    if waited < interval {
+                        continue;
+                    }
+                    waited = std::time::Duration::ZERO;
+                    let Some(cp) = ledger.latest_checkpoint() else {
+                        continue;
+                    };
+                    if cp.size() <= published {
+                        continue;
+                    }
+                    match run_anchor(&argv, cp.note(), cp.size(), ledger.verifier().name()) {
+                        Ok(()) => {
+                            published = cp.size();
+                            tracing::debug!(
+                                size = published,
+                                "checkpoint published by audit.anchor_command"
+                            );
+                        }
+                        Err(e) => tracing::warn!("audit.anchor_command failed (will retry): {e}"),
+                    }
+                }
+            })
+            .ok()?;
+        Some(Anchor {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Anchor {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_anchor(argv: &[String], note: &str, size: u64, origin: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("WARDEN_CHECKPOINT_SIZE", size.to_string())
+        .env("WARDEN_CHECKPOINT_ORIGIN", origin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(note.as_bytes())
+            .map_err(|e| format!("cannot write the checkpoint to {}: {e}", argv[0]))?;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                let tail: String = err
+                    .chars()
+                    .rev()
+                    .take(300)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                return Err(format!("{} exited with {status}: {}", argv[0], tail.trim()));
+            }
+            Ok(None) if started.elapsed() > ANCHOR_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{} did not finish within {ANCHOR_TIMEOUT:?}",
+                    argv[0]
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}

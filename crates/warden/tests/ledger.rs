@@ -565,3 +565,46 @@ async fn metadata_capture_keeps_no_content() {
         64
     );
 }
+
+#[tokio::test]
+async fn anchor_command_publishes_signed_checkpoints_off_the_ledger() {
+    let mock = mock();
+    let out = temp_dir("anchor").join("published.txt");
+    let gw = gateway_with_config(
+        &mock.url(),
+        &format!(
+            "[audit]\nanchor_command = [\"sh\", \"-c\", \"echo size=$WARDEN_CHECKPOINT_SIZE >> {0}; cat >> {0}\"]\nanchor_interval = \"100ms\"\n",
+            out.display()
+        ),
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            post_json(&format!("{}/v1/chat/completions", gw.url()), &[], CHAT)
+                .await
+                .status,
+            200
+        );
+    }
+    // The start event and three exchanges: a checkpoint of size 4 must reach the anchor.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if text.contains("size=4") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "anchor never saw size 4: {text}\n{}",
+            gw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // What was published is the signed checkpoint, verifiable with the public key alone.
+    let vkey = stdout(&audit(&gw.data_dir, &["pubkey"])).trim().to_string();
+    let verifier = warden_ledger::note::NoteVerifier::from_vkey(&vkey).unwrap();
+    let note_start = text.rfind("size=4\n").unwrap() + "size=4\n".len();
+    let note = &text[note_start..];
+    let cp = warden_ledger::checkpoint::SignedCheckpoint::open(note, &verifier)
+        .expect("a valid signed note");
+    assert_eq!(cp.size(), 4);
+}

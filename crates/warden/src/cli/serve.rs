@@ -90,6 +90,7 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
         None => tracing::info!("config: none found, running with safe defaults"),
     }
     let ledger = crate::audit::open(&config)?;
+    let anchor = crate::audit::Anchor::start(&config, ledger.as_ref());
     let effective = config.render();
     let gw = Gateway::new(config, ledger);
     let mut details = serde_json::Map::new();
@@ -152,6 +153,7 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
             Err(_) => result = Err(anyhow::anyhow!("a worker thread panicked")),
         }
     }
+    drop(anchor);
     let _ = std::fs::remove_file(data_dir.join("gateway.json"));
     result.context("the gateway stopped with an error")
 }

@@ -140,6 +140,11 @@ pub struct Audit {
     pub segment_size: u64,
     /// A second file every signed checkpoint is appended to (ideally on another disk).
     pub anchor: Option<PathBuf>,
+    /// A program run with the latest signed checkpoint on stdin, to publish it off the host.
+    pub anchor_command: Option<Vec<String>>,
+    /// How often the anchor command runs (when the log has grown).
+    #[serde(serialize_with = "units::ser_duration")]
+    pub anchor_interval: Duration,
 }
 
 impl Default for Audit {
@@ -155,6 +160,8 @@ impl Default for Audit {
             batch_max_wait: Duration::from_micros(200),
             segment_size: 64 << 20,
             anchor: None,
+            anchor_command: None,
+            anchor_interval: Duration::from_secs(10),
         }
     }
 }

@@ -44,6 +44,8 @@ struct RawAudit {
     batch_max_wait: Option<Spanned<String>>,
     segment_size: Option<Spanned<RawSize>>,
     anchor: Option<String>,
+    anchor_command: Option<Spanned<Vec<String>>>,
+    anchor_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -394,6 +396,19 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     }
     audit.key_file = a.key_file.as_ref().map(PathBuf::from);
     audit.anchor = a.anchor.as_ref().map(PathBuf::from);
+    if let Some(cmd) = &a.anchor_command {
+        if cmd.get_ref().first().is_none_or(|p| p.is_empty()) {
+            return Err(at(
+                cmd.span(),
+                "audit.anchor_command",
+                "must be a program and its arguments, e.g. [\"/usr/local/bin/publish-checkpoint\", \"--log\", \"prod\"]".into(),
+            ));
+        }
+        audit.anchor_command = Some(cmd.get_ref().clone());
+    }
+    if let Some(w) = &a.anchor_interval {
+        audit.anchor_interval = duration(w, "audit.anchor_interval")?;
+    }
     if let Some(n) = &a.batch_max_entries {
         audit.batch_max_entries = usize::try_from(*n.get_ref())
             .ok()
