@@ -255,3 +255,48 @@ fn run_anchor(argv: &[String], note: &str, size: u64, origin: &str) -> Result<()
         }
     }
 }
+
+/// Content-addressed storage for long content (`<ledger>/blobs/<first 2 hex>/<sha256>`).
+///
+/// A blob's name is the SHA-256 of its bytes and the entry that refers to it is in the
+/// Merkle tree, so a blob cannot be altered without the mismatch showing. Blobs are written and
+/// synced before the entry that refers to them is appended.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: std::path::PathBuf,
+}
+
+impl BlobStore {
+    /// The store inside a ledger directory.
+    pub fn new(ledger_dir: &Path) -> BlobStore {
+        BlobStore {
+            dir: ledger_dir.join("blobs"),
+        }
+    }
+
+    /// Where the blob named `sha256` lives.
+    pub fn path(&self, sha256: &str) -> std::path::PathBuf {
+        self.dir.join(&sha256[..2.min(sha256.len())]).join(sha256)
+    }
+
+    /// Writes each blob durably (temp file, fsync, rename, fsync of the folder); blobs
+    /// already present are skipped.
+    pub fn write(&self, blobs: &[crate::pipeline::entry::Blob]) -> std::io::Result<()> {
+        use std::io::Write;
+        for blob in blobs {
+            let path = self.path(&blob.sha256);
+            if path.exists() {
+                continue;
+            }
+            let folder = path.parent().expect("blob paths have a folder");
+            std::fs::create_dir_all(folder)?;
+            let tmp = folder.join(format!(".{}.tmp", blob.sha256));
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&blob.bytes)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(folder)?.sync_all()?;
+        }
+        Ok(())
+    }
+}

@@ -608,3 +608,35 @@ async fn anchor_command_publishes_signed_checkpoints_off_the_ledger() {
         .expect("a valid signed note");
     assert_eq!(cp.size(), 4);
 }
+
+#[tokio::test]
+async fn long_content_goes_to_content_addressed_blobs() {
+    let mock = mock();
+    let gw = gateway_with_config(
+        &mock.url(),
+        "[audit]\ncapture = \"full\"\nblob_threshold = \"1KiB\"\n",
+    );
+    let long = "the quick brown fox ".repeat(200); // 4,000 bytes
+    let body = serde_json::json!({
+        "model": "gpt-4o",
+        "messages": [{"role": "system", "content": "short system prompt"}, {"role": "user", "content": long}],
+    })
+    .to_string();
+    let r = post_json(&format!("{}/v1/chat/completions", gw.url()), &[], &body).await;
+    assert_eq!(r.status, 200);
+    let entry = entry_json(&gw.data_dir, r.entry_index());
+    assert_eq!(
+        entry["content"]["system"][0], "short system prompt",
+        "short text stays inline"
+    );
+    let blob = &entry["content"]["messages"][0]["content"][0]["text"];
+    assert_eq!(blob["bytes"], 4000);
+    let name = blob["blob"].as_str().unwrap();
+    let path = gw.data_dir.join("ledger/blobs").join(&name[..2]).join(name);
+    let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(stored, long.as_bytes());
+    // The entry commits to the blob's SHA-256, which is also its name.
+    let out = Command::new("sha256sum").arg(&path).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(name));
+    assert!(audit(&gw.data_dir, &["verify"]).status.success());
+}

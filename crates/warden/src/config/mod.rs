@@ -142,6 +142,8 @@ pub struct Audit {
     pub anchor: Option<PathBuf>,
     /// A program run with the latest signed checkpoint on stdin, to publish it off the host.
     pub anchor_command: Option<Vec<String>>,
+    /// Full capture: content strings longer than this move to content-addressed blobs.
+    pub blob_threshold: usize,
     /// How often the anchor command runs (when the log has grown).
     #[serde(serialize_with = "units::ser_duration")]
     pub anchor_interval: Duration,
@@ -162,6 +164,7 @@ impl Default for Audit {
             anchor: None,
             anchor_command: None,
             anchor_interval: Duration::from_secs(10),
+            blob_threshold: 4096,
         }
     }
 }

@@ -46,6 +46,7 @@ struct RawAudit {
     anchor: Option<String>,
     anchor_command: Option<Spanned<Vec<String>>>,
     anchor_interval: Option<Spanned<String>>,
+    blob_threshold: Option<Spanned<RawSize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -405,6 +406,9 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
             ));
         }
         audit.anchor_command = Some(cmd.get_ref().clone());
+    }
+    if let Some(v) = &a.blob_threshold {
+        audit.blob_threshold = size(v, "audit.blob_threshold", 64)?;
     }
     if let Some(w) = &a.anchor_interval {
         audit.anchor_interval = duration(w, "audit.anchor_interval")?;

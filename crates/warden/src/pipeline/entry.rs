@@ -15,7 +15,59 @@ use crate::config::Capture;
 /// Entry schema version.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// The entry body for `rec` (without the members the ledger adds).
+/// Content moved out of an entry: stored under its SHA-256, referenced from the entry as
+/// `{"blob": "<hex sha256>", "bytes": n}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// Lower-case hex SHA-256 of `bytes` (the blob's name).
+    pub sha256: String,
+    /// The content (UTF-8 text).
+    pub bytes: Vec<u8>,
+}
+
+/// Replaces every string longer than `threshold` bytes inside `v` with a blob reference.
+fn externalize(v: &mut Value, threshold: usize, blobs: &mut Vec<Blob>) {
+    match v {
+        Value::String(s) if s.len() > threshold => {
+            let bytes = std::mem::take(s).into_bytes();
+            let digest = super::record::BodyDigest::of(&bytes);
+            *v = json!({"blob": digest.sha256, "bytes": digest.bytes});
+            blobs.push(Blob {
+                sha256: digest.sha256,
+                bytes,
+            });
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| externalize(i, threshold, blobs)),
+        Value::Object(map) => map
+            .values_mut()
+            .for_each(|i| externalize(i, threshold, blobs)),
+        _ => {}
+    }
+}
+
+/// The entry body for `rec` (without the members the ledger adds), and the blobs its content
+/// refers to (full capture only: strings longer than `blob_threshold` bytes move out).
+pub fn body_with_blobs(
+    rec: &ExchangeRecord,
+    capture: Capture,
+    blob_threshold: usize,
+    time: std::time::SystemTime,
+) -> (Map<String, Value>, Vec<Blob>) {
+    let mut m = body(rec, capture, time);
+    let mut blobs = Vec::new();
+    if capture == Capture::Full {
+        for key in ["content", "tool_calls"] {
+            if let Some(v) = m.get_mut(key) {
+                externalize(v, blob_threshold, &mut blobs);
+            }
+        }
+    }
+    (m, blobs)
+}
+
+/// The entry body for `rec` (without the members the ledger adds), content inline.
 pub fn body(
     rec: &ExchangeRecord,
     capture: Capture,
@@ -177,6 +229,18 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn long_strings_move_to_blobs_and_short_ones_stay() {
+        let mut v = json!({"messages": [{"text": "short"}, {"text": "x".repeat(100)}], "output": "y".repeat(100)});
+        let mut blobs = Vec::new();
+        externalize(&mut v, 64, &mut blobs);
+        assert_eq!(v["messages"][0]["text"], "short");
+        assert_eq!(v["messages"][1]["text"]["bytes"], 100);
+        assert_eq!(blobs.len(), 2);
+        assert_eq!(v["output"]["blob"], blobs[1].sha256.as_str());
+        assert_eq!(blobs[0].bytes, "x".repeat(100).into_bytes());
+    }
 
     #[test]
     fn rfc3339_dates() {

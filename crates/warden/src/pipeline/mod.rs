@@ -86,7 +86,12 @@ impl Gateway {
             router: Arc::new(Router::new(&config)),
             upstreams: Upstreams::new(&config),
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
-            recorder: Arc::new(Recorder::new(ready.clone(), ledger, config.audit.capture)),
+            recorder: Arc::new(
+                Recorder::new(ready.clone(), ledger, config.audit.capture).with_blobs(
+                    crate::audit::BlobStore::new(&config.ledger_dir()),
+                    config.audit.blob_threshold,
+                ),
+            ),
             ready,
             config: Arc::new(config),
         }

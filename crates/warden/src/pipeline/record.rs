@@ -25,6 +25,7 @@ use warden_ledger::log::{EntryDraft, Ledger};
 use warden_protocol::Exchange;
 
 use super::entry;
+use crate::audit::BlobStore;
 use crate::config::Capture;
 
 use super::identify::Identity;
@@ -153,6 +154,7 @@ pub struct Recorder {
     ready: Arc<AtomicBool>,
     ledger: Option<Arc<Ledger>>,
     capture: Capture,
+    blobs: Option<(BlobStore, usize)>,
 }
 
 impl Recorder {
@@ -164,7 +166,14 @@ impl Recorder {
             ready,
             ledger,
             capture,
+            blobs: None,
         }
+    }
+
+    /// Moves content strings longer than `threshold` bytes (full capture) into `store`.
+    pub fn with_blobs(mut self, store: BlobStore, threshold: usize) -> Recorder {
+        self.blobs = Some((store, threshold));
+        self
     }
 
     /// The ledger, when auditing is on.
@@ -182,20 +191,45 @@ impl Recorder {
                 let _ = tx.send(Ok(None));
             }
             Some(ledger) => {
-                let body = entry::body(&rec, self.capture, SystemTime::now());
+                let threshold = self.blobs.as_ref().map_or(usize::MAX, |(_, t)| *t);
+                let (body, blobs) =
+                    entry::body_with_blobs(&rec, self.capture, threshold, SystemTime::now());
                 let draft = EntryDraft::new(rec.identity.session.clone(), body);
-                ledger.append(draft, move |result| {
-                    let _ = tx.send(
-                        result
-                            .map(|a| {
-                                Some(Receipt {
-                                    index: a.index(),
-                                    proof: a.receipt_base64(),
+                let ledger = ledger.clone();
+                let append = move |tx: oneshot::Sender<_>| {
+                    ledger.append(draft, move |result| {
+                        let _ = tx.send(
+                            result
+                                .map(|a| {
+                                    Some(Receipt {
+                                        index: a.index(),
+                                        proof: a.receipt_base64(),
+                                    })
                                 })
-                            })
-                            .map_err(|e| AuditError(e.to_string())),
-                    );
-                });
+                                .map_err(|e| AuditError(e.to_string())),
+                        );
+                    });
+                };
+                match (&self.blobs, blobs.is_empty()) {
+                    (Some((store, _)), false) => {
+                        // Blobs are synced before the entry that names them; that file I/O
+                        // must not run on the event loop.
+                        let store = store.clone();
+                        let work = move || match store.write(&blobs) {
+                            Ok(()) => append(tx),
+                            Err(e) => {
+                                let _ = tx.send(Err(AuditError(format!(
+                                    "cannot write content blobs: {e}"
+                                ))));
+                            }
+                        };
+                        match tokio::runtime::Handle::try_current() {
+                            Ok(h) => drop(h.spawn_blocking(work)),
+                            Err(_) => work(),
+                        }
+                    }
+                    _ => append(tx),
+                }
             }
         }
         self.publish(rec);
