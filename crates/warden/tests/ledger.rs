@@ -232,6 +232,43 @@ async fn audit_show_export_and_verify_detect_an_edited_entry() {
     assert!(ok.status.success(), "{}", stdout(&ok));
     assert!(stdout(&ok).contains("intact"));
 
+    // An auditor's copy of the ledger folder, elsewhere, verifies with the public key alone.
+    let vkey = stdout(&audit(&data, &["pubkey"])).trim().to_string();
+    let copy = temp_dir("ledger-copy");
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(data.join("ledger"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::remove_file(copy.join("ledger/signing.key")).unwrap();
+    let out = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(copy.join("ledger"))
+        .args(["--pubkey", &vkey, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["intact"], true);
+    assert_eq!(report["entries"], 4);
+    // A different key does not vouch for this log.
+    let other = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(copy.join("ledger"))
+        .args([
+            "--pubkey",
+            "warden.local/other+00000000+AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(other.status.code(), Some(0));
+
     // Flip one byte of the second exchange's model name on disk.
     let seg_dir = data.join("ledger").join("segments");
     let seg = std::fs::read_dir(&seg_dir)
