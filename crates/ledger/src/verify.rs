@@ -348,7 +348,7 @@ impl Verifier<'_> {
                     let len = records_len(&path).map_err(io)?;
                     let committed_after = match fault {
                         RecordFault::BadRecord { next } => {
-                            committed_after(&path, next).map_err(io)?
+                            crate::log::committed_after(&path, next).map_err(io)?
                         }
                         _ => false,
                     };
@@ -654,21 +654,6 @@ impl Verifier<'_> {
 
 fn records_len(path: &Path) -> io::Result<u64> {
     Ok(std::fs::metadata(path)?.len())
-}
-
-/// Whether a valid checkpoint record follows offset `from`.
-fn committed_after(path: &Path, from: u64) -> io::Result<bool> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(from))?;
-    let mut records = RecordReader::new(file, from);
-    let mut payload = Vec::new();
-    loop {
-        match records.next(&mut payload) {
-            Ok(Some(meta)) if meta.kind == CHECKPOINT => return Ok(true),
-            Ok(Some(_)) | Err(RecordFault::BadRecord { .. }) => continue,
-            Ok(None) | Err(_) => return Ok(false),
-        }
-    }
 }
 
 /// A checkpoints-format file read alongside the segments.

@@ -151,6 +151,24 @@ pub(crate) struct RecordReader {
     pos: u64,
 }
 
+/// Whether a valid checkpoint record follows offset `from` in the segment at `path` (skipping
+/// damaged records). Recovery and verification both use it to tell a torn tail (nothing
+/// committed after the damage) from damage in the middle of committed data.
+pub(crate) fn committed_after(path: &Path, from: u64) -> io::Result<bool> {
+    use std::io::{Seek as _, SeekFrom};
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut records = RecordReader::new(file, from);
+    let mut payload = Vec::new();
+    loop {
+        match records.next(&mut payload) {
+            Ok(Some(meta)) if meta.kind == CHECKPOINT => return Ok(true),
+            Ok(Some(_)) | Err(RecordFault::BadRecord { .. }) => continue,
+            Ok(None) | Err(_) => return Ok(false),
+        }
+    }
+}
+
 impl RecordReader {
     /// Reads from `file`, whose read position MUST be `pos`.
     pub(crate) fn new(file: File, pos: u64) -> RecordReader {

@@ -64,8 +64,8 @@ pub use reader::{Checkpoints, Entries, LedgerReader};
 
 pub(crate) use format::{
     CHECKPOINT, CHECKPOINTS_FILE, CHECKPOINTS_HEADER_LEN, CHECKPOINTS_MAGIC, ENTRY, RecordFault,
-    RecordReader, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SessionKey, list_segments, segment_path,
-    session_key,
+    RecordReader, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SessionKey, committed_after, list_segments,
+    segment_path, session_key,
 };
 pub(crate) use recover::entry_fields;
 

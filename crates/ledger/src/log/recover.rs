@@ -444,7 +444,9 @@ impl Scan<'_> {
                     return Err(io_err(format!("reading {}", path.display()))(e));
                 }
                 Err(RecordFault::BadRecord { next }) if is_last => {
-                    if committed_data_after(&path, next)? {
+                    if super::format::committed_after(&path, next)
+                        .map_err(io_err(format!("reading {}", path.display())))?
+                    {
                         return Err(LedgerError::Corrupt(format!(
                             "damaged record at offset {at} of segment {first}, followed by committed batches"
                         )));
@@ -465,22 +467,6 @@ impl Scan<'_> {
             )));
         }
         Ok(good_end)
-    }
-}
-
-/// Whether a valid checkpoint record follows offset `from` (after a damaged record).
-fn committed_data_after(path: &Path, from: u64) -> Result<bool, LedgerError> {
-    let mut file = File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
-    file.seek(SeekFrom::Start(from))
-        .map_err(io_err(format!("reading {}", path.display())))?;
-    let mut records = RecordReader::new(file, from);
-    let mut payload = Vec::new();
-    loop {
-        match records.next(&mut payload) {
-            Ok(Some(meta)) if meta.kind == CHECKPOINT => return Ok(true),
-            Ok(Some(_)) | Err(RecordFault::BadRecord { .. }) => continue,
-            Ok(None) | Err(_) => return Ok(false),
-        }
     }
 }
 
