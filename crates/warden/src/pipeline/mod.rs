@@ -174,12 +174,16 @@ impl Flight {
 
     /// Records the finished exchange; the commit resolves when it is durable.
     pub fn finish(
-        self,
+        mut self,
         outcome: Outcome,
         response: Option<ExchangeResponse>,
         response_digest: Option<BodyDigest>,
     ) -> Commit {
-        let rec = self.record(outcome, response, response_digest);
+        // The flight ends here, so its parsed request (the whole conversation) moves into the
+        // record instead of being copied.
+        let request = self.request.take();
+        let mut rec = self.record(outcome, response, response_digest);
+        rec.exchange.request = request;
         self.recorder.commit(rec)
     }
 }
