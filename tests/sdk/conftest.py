@@ -165,14 +165,31 @@ def start_mock(workdir: Path) -> Process:
     return p
 
 
-def start_gateway(workdir: Path, upstreams: dict[str, str], name: str = "gateway") -> Process:
-    """Starts `warden serve` on a free port with a fresh data dir under `workdir`."""
-    data_dir = workdir / f"{name}-data"
-    data_dir.mkdir()
+def start_gateway(
+    workdir: Path,
+    upstreams: dict[str, str],
+    name: str = "gateway",
+    config: str | None = None,
+    env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+) -> Process:
+    """Starts `warden serve` on a free port with a fresh data dir under `workdir` (or
+    `data_dir`, reused as is), optionally with a config file's text and extra environment."""
+    if data_dir is None:
+        data_dir = workdir / f"{name}-data"
+        data_dir.mkdir()
+    else:
+        (data_dir / "gateway.json").unlink(missing_ok=True)
     out, err = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
     args = [warden_bin(), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)]
+    if config is not None:
+        cfg = workdir / f"{name}.toml"
+        cfg.write_text(config)
+        args += ["--config", str(cfg)]
     for provider, url in upstreams.items():
         args += ["--upstream", f"{provider}={url}"]
+    child_env = _child_env()
+    child_env.update(env or {})
     with open(out, "wb") as o, open(err, "wb") as e:
         # cwd is the scratch dir, so no ./warden.toml from the repo or the user is picked up.
         proc = subprocess.Popen(
@@ -181,7 +198,7 @@ def start_gateway(workdir: Path, upstreams: dict[str, str], name: str = "gateway
             stdout=o,
             stderr=e,
             cwd=workdir,
-            env=_child_env(),
+            env=child_env,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     p = Process(name, proc, out, err)

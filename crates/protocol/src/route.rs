@@ -97,6 +97,26 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The operation's name as serialized (`chat_completions`, `messages`, `generate_content`, …),
+    /// which policy rules match with `route = …`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::ChatCompletions => "chat_completions",
+            Operation::Completions => "completions",
+            Operation::Embeddings => "embeddings",
+            Operation::Responses => "responses",
+            Operation::ListModels => "list_models",
+            Operation::Messages => "messages",
+            Operation::CountTokens => "count_tokens",
+            Operation::GenerateContent => "generate_content",
+            Operation::StreamGenerateContent => "stream_generate_content",
+            Operation::EmbedContent => "embed_content",
+            Operation::OllamaChat => "ollama_chat",
+            Operation::OllamaGenerate => "ollama_generate",
+            Operation::OllamaInfo => "ollama_info",
+        }
+    }
+
     /// Whether requests of this operation carry a JSON body worth parsing into the exchange model.
     pub fn has_body(self) -> bool {
         !matches!(self, Operation::ListModels | Operation::OllamaInfo)

@@ -72,6 +72,14 @@ pub fn signing_key(config: &Config, create: bool) -> Result<(NoteSigner, bool), 
 
 /// Opens (creating if needed) the ledger for `config`, or `None` when auditing is off.
 pub fn open(config: &Config) -> Result<Option<Arc<Ledger>>, OpenError> {
+    open_observed(config, None)
+}
+
+/// [`open`], telling `observer` about every committed batch (metrics).
+pub fn open_observed(
+    config: &Config,
+    observer: Option<Arc<dyn warden_ledger::log::BatchObserver>>,
+) -> Result<Option<Arc<Ledger>>, OpenError> {
     if !config.audit.enabled {
         tracing::warn!("audit.enabled = false: exchanges are NOT recorded in a ledger");
         return Ok(None);
@@ -84,7 +92,7 @@ pub fn open(config: &Config) -> Result<Option<Arc<Ledger>>, OpenError> {
             signer.verifier().to_vkey()
         );
     }
-    let ledger = open_with(config, signer)?;
+    let ledger = open_with(config, signer, observer)?;
     let r = ledger.recovery();
     if r.truncated_bytes > 0 || r.dropped_entries > 0 {
         tracing::warn!(
@@ -109,9 +117,14 @@ pub fn open(config: &Config) -> Result<Option<Arc<Ledger>>, OpenError> {
     Ok(Some(Arc::new(ledger)))
 }
 
-fn open_with(config: &Config, signer: NoteSigner) -> Result<Ledger, OpenError> {
+fn open_with(
+    config: &Config,
+    signer: NoteSigner,
+    observer: Option<Arc<dyn warden_ledger::log::BatchObserver>>,
+) -> Result<Ledger, OpenError> {
     let a = &config.audit;
     let mut opts = LedgerOptions::new(signer);
+    opts.observer = observer;
     opts.batch_max_entries = a.batch_max_entries;
     opts.batch_max_wait = a.batch_max_wait;
     opts.segment_bytes = a.segment_size;

@@ -18,7 +18,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{Config, Overrides};
-use crate::pipeline::Gateway;
 use crate::pipeline::record::{ExchangeRecord, Outcome};
 
 /// Flags of `warden demo`.
@@ -196,13 +195,13 @@ async fn demo() -> anyhow::Result<()> {
     let config = Config::from_str("", "demo", &overrides)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let ledger = crate::audit::open(&config)?;
     let ledger_dir = config.ledger_dir();
+    let (gw, ledger) = crate::cli::serve::build(config, None)?;
     let verifier = ledger
         .as_ref()
         .map(|l| l.verifier().clone())
         .context("the demo needs the audit ledger")?;
-    let gw = Arc::new(Gateway::new(config, ledger));
+    let gw = Arc::new(gw);
     let mut records = gw.recorder.subscribe();
     let server = tokio::spawn(crate::server::serve(listener, gw, stopped(stop_rx)));
 

@@ -16,10 +16,13 @@ Provider JSON is read only by `warden-protocol`; the fake provider lives in `war
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo;
+pub mod metrics;
 pub mod pipeline;
 pub mod server;
 pub mod telemetry;

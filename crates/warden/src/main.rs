@@ -14,6 +14,10 @@ fn main() {
         Command::Init(args) => warden::cli::init::run(base, args),
         Command::Config(ConfigCommand::Check(args)) => warden::cli::config_check::run(base, args),
         Command::Audit(cmd) => warden::cli::audit::run(base, cmd),
+        Command::Keys(cmd) => warden::cli::keys::run(base, cmd),
+        Command::Kill(args) => warden::cli::kill::kill(base, args),
+        Command::Unkill(args) => warden::cli::kill::unkill(base, args),
+        Command::Status(args) => warden::cli::status::run(base, args),
     };
     if let Err(e) = result {
         // A closed stdout (`warden … | head`) is not an error worth a message.

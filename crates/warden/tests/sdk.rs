@@ -135,3 +135,8 @@ fn anthropic_sdk() {
 fn gemini_sdk() {
     pytest("test_gemini.py");
 }
+
+#[test]
+fn governance_sdk() {
+    pytest("test_governance.py");
+}

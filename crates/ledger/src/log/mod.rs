@@ -153,8 +153,32 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> Le
     }
 }
 
+/// Told about every committed batch, on the writer thread: keep it cheap and non-blocking.
+///
+/// The writer calls it once per batch, after the batch and its checkpoint are `fdatasync`'d and
+/// published, and before the batch's callers are answered — so a slow observer delays every
+/// append. It is for metrics (a few atomic updates); it MUST NOT append to the ledger, block on
+/// I/O or panic. It is never called for a failed batch.
+pub trait BatchObserver: Send + Sync {
+    /// One batch is durable.
+    fn batch_committed(&self, stats: &BatchStats);
+}
+
+/// What [`BatchObserver::batch_committed`] is told about one durable batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Entries in the batch.
+    pub entries: usize,
+    /// Bytes written to the segment: the entry records and the checkpoint record.
+    pub bytes: u64,
+    /// Time spent in the segment `write` and its `fdatasync`.
+    pub sync: Duration,
+    /// The tree size (entries committed) after the batch.
+    pub tree_size: u64,
+}
+
 /// How to run a [`Ledger`]. Build with [`LedgerOptions::new`] and adjust fields.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct LedgerOptions {
     /// The checkpoint signing key. Its name is the log's origin (the checkpoint's first line).
@@ -174,8 +198,26 @@ pub struct LedgerOptions {
     pub max_entry_bytes: usize,
     /// Appends queued beyond this fail with [`LedgerError::Overloaded`]. Default 65 536.
     pub queue_capacity: usize,
+    /// Told about every committed batch (metrics). Default `None`.
+    pub observer: Option<Arc<dyn BatchObserver>>,
     #[cfg(test)]
     pub(crate) fault: Option<writer::FaultHook>,
+}
+
+// By hand because `dyn BatchObserver` has no `Debug`.
+impl fmt::Debug for LedgerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LedgerOptions")
+            .field("signer", &self.signer)
+            .field("batch_max_entries", &self.batch_max_entries)
+            .field("batch_max_wait", &self.batch_max_wait)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("anchor", &self.anchor)
+            .field("max_entry_bytes", &self.max_entry_bytes)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("observer", &self.observer.as_ref().map(|_| "BatchObserver"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl LedgerOptions {
@@ -189,6 +231,7 @@ impl LedgerOptions {
             anchor: None,
             max_entry_bytes: 4 << 20,
             queue_capacity: 65_536,
+            observer: None,
             #[cfg(test)]
             fault: None,
         }

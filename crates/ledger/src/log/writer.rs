@@ -21,7 +21,9 @@ use super::format::{
 };
 use super::reader::{FileHashes, LedgerReader};
 use super::recover::{State, create_segment, write_manifest};
-use super::{Appended, Health, LedgerError, LedgerOptions, Prepared, Request, Waiter, io_err};
+use super::{
+    Appended, BatchStats, Health, LedgerError, LedgerOptions, Prepared, Request, Waiter, io_err,
+};
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::tree::{Hash, HashReader, stored_hash_count};
 
@@ -263,7 +265,9 @@ impl Writer {
         push_record(&mut self.buf, CHECKPOINT, checkpoint.note().as_bytes());
 
         // One write, one fdatasync: the batch and its checkpoint become durable together.
+        let sync_start = Instant::now();
         self.segment_write()?;
+        let sync = sync_start.elapsed();
         self.state.segment_len += self.buf.len() as u64;
 
         // Derived files and copies of the checkpoint (synced at seal and shutdown; rebuilt from
@@ -294,6 +298,16 @@ impl Writer {
         let checkpoint = Arc::new(checkpoint);
         self.reader
             .publish(size, checkpoint.clone(), self.state.checkpoints_len);
+        // Durable and published: only now is the batch "committed" for an observer, so a batch
+        // that fails on a derived file (and is answered with an error) is never counted.
+        if let Some(observer) = &self.opts.observer {
+            observer.batch_committed(&BatchStats {
+                entries: staged.len(),
+                bytes: self.buf.len() as u64,
+                sync,
+                tree_size: size,
+            });
+        }
         Ok((staged, checkpoint))
     }
 

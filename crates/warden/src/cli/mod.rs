@@ -6,8 +6,12 @@
 pub mod audit;
 pub mod config_check;
 pub mod init;
+pub mod keys;
+pub mod kill;
+pub mod live;
 pub mod mock;
 pub mod serve;
+pub mod status;
 
 use std::path::PathBuf;
 
@@ -54,6 +58,15 @@ pub enum Command {
     /// Read, prove and verify the audit ledger (offline; works while the gateway runs).
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Virtual API keys: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Keys(keys::Command),
+    /// Stop a session, agent, tenant, key or everything at once; in-flight streams are cut.
+    Kill(kill::Args),
+    /// Lift a kill.
+    Unkill(kill::Args),
+    /// What the running gateway is doing: auth, ledger, streams, kills, spend.
+    Status(status::Args),
 }
 
 /// `warden config …`
@@ -69,6 +82,9 @@ impl Cli {
         Overrides {
             data_dir: self.data_dir.clone(),
             log_format: self.log_format.clone(),
+            auth_mode: std::env::var("WARDEN_AUTH_MODE")
+                .ok()
+                .filter(|m| !m.is_empty()),
             ..Overrides::default()
         }
     }

@@ -56,6 +56,60 @@ pub fn overrides(base: Overrides, args: &Args) -> anyhow::Result<Overrides> {
     .with_env_upstreams(std::env::vars()))
 }
 
+/// Builds a gateway for `config`: opens the ledger (with metrics), the state store, the admin
+/// token and the control plane. Refuses to start what it could not protect: a non-loopback
+/// listener without virtual keys in force.
+pub fn build(
+    config: Config,
+    reload: Option<crate::admin::ReloadSource>,
+) -> anyhow::Result<(Gateway, Option<Arc<warden_ledger::log::Ledger>>)> {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let ledger = crate::audit::open_observed(&config, Some(metrics.ledger_observer()))?;
+    let store = warden_state::SqliteStore::open(&config.state_dir()).with_context(|| {
+        format!(
+            "cannot open the state store (keys, spend, kills) in {}",
+            config.state_dir().display()
+        )
+    })?;
+    let cleared = warden_state::Store::clear_reservations(&store)
+        .context("cannot clear budget reservations left by an earlier run")?;
+    if cleared > 0 {
+        tracing::info!("released {cleared} budget reservations left by an earlier run");
+    }
+    let store: Arc<dyn warden_state::Store> = Arc::new(store);
+    let control = crate::control::Control::new(&config, store, metrics);
+    if !config.listen.ip().is_loopback() && !control.keys_required() {
+        anyhow::bail!(
+            "{} is beyond loopback but no virtual key is in force (auth.mode = {:?}); create one first with `warden keys create --data-dir {}` or set auth.mode = \"keys\"",
+            config.listen,
+            config.auth,
+            config.data_dir.display()
+        );
+    }
+    let token_file = config.admin_token_file();
+    let token = crate::admin::load_or_create_token(&token_file).with_context(|| {
+        format!(
+            "cannot read or create the admin token {}",
+            token_file.display()
+        )
+    })?;
+    if control.keys_required() {
+        for u in &config.upstreams {
+            if control.credential(&u.name).is_none()
+                && u.provider != warden_protocol::Provider::Ollama
+            {
+                tracing::warn!(
+                    "virtual keys are in force but no provider key is set for upstream {} ({}); its requests go without one",
+                    u.name,
+                    u.api_key_env.join(" or ")
+                );
+            }
+        }
+    }
+    let gw = Gateway::new(config, ledger.clone(), control, token, reload);
+    Ok((gw, ledger))
+}
+
 /// Runs the gateway until SIGINT/SIGTERM.
 pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
     let overrides = overrides(base, &args)?;
@@ -89,10 +143,13 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
         Some(f) => tracing::info!("config: {}", f.display()),
         None => tracing::info!("config: none found, running with safe defaults"),
     }
-    let ledger = crate::audit::open(&config)?;
-    let anchor = crate::audit::Anchor::start(&config, ledger.as_ref());
-    let effective = config.render();
-    let gw = Gateway::new(config, ledger);
+    let reload = crate::admin::ReloadSource {
+        file: args.config.clone(),
+        overrides: overrides.clone(),
+    };
+    let (gw, ledger) = build(config, Some(reload))?;
+    let anchor = crate::audit::Anchor::start(&gw.config, ledger.as_ref());
+    let effective = gw.config.render();
     let mut details = serde_json::Map::new();
     details.insert("version".into(), env!("CARGO_PKG_VERSION").into());
     details.insert("listen".into(), addr.to_string().into());
@@ -143,7 +200,29 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the signal runtime")?;
-    signals.block_on(server::shutdown_signal());
+    let admin = gw.admin.clone();
+    signals.block_on(async move {
+        let stop = server::shutdown_signal();
+        tokio::pin!(stop);
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP (config reload): {e}");
+                None
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    match admin.reload("SIGHUP").await {
+                        Ok(v) => tracing::info!("SIGHUP: {v}"),
+                        Err((_, m)) => tracing::error!("SIGHUP: {m}"),
+                    }
+                }
+            }
+        }
+    });
     let _ = stop_tx.send(true);
     let mut result = Ok(());
     for t in threads {

@@ -6,6 +6,7 @@
 //! Precedence, highest first: command-line flags, `WARDEN_*` environment variables, the file,
 //! built-in defaults. This module never logs secrets and never touches the network.
 
+mod policy;
 mod raw;
 mod units;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use warden_protocol::Provider;
 
+pub use policy::PolicyConfig;
 pub use units::{parse_bytes, parse_duration};
 
 /// Default listen address (DESIGN.md "Defaults").
@@ -263,6 +265,9 @@ pub struct Upstream {
     /// The certificates read from `ca_file` at load time.
     #[serde(skip)]
     pub ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Environment variables holding the provider key injected when callers use virtual keys
+    /// (`api_key_env`; the first one set wins). The key itself is never in the config.
+    pub api_key_env: Vec<String>,
     /// Where this upstream's URL came from (`built-in default`, `warden.toml:12`, `--upstream`, env).
     pub source: String,
 }
@@ -291,6 +296,46 @@ pub struct Config {
     pub log_level: String,
     /// The audit ledger.
     pub audit: Audit,
+    /// How callers authenticate (`[auth]`).
+    pub auth: AuthMode,
+    /// The admin API (`[admin]`).
+    pub admin: Admin,
+    /// Rules, budgets and prices (`[policy]`, `[[rules]]`, `[[budgets]]`, `[pricing]`).
+    #[serde(skip)]
+    pub policy: PolicyConfig,
+}
+
+/// How callers authenticate (`auth.mode`, env `WARDEN_AUTH_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Pass-through until the first virtual key exists, then virtual keys only.
+    Auto,
+    /// Every request needs a valid virtual key.
+    Keys,
+    /// Callers send their own provider keys; identity comes from `x-warden-*` headers.
+    Passthrough,
+}
+
+impl AuthMode {
+    /// Parses `auto`, `keys` or `passthrough`.
+    pub fn parse(s: &str) -> Option<AuthMode> {
+        match s {
+            "auto" => Some(AuthMode::Auto),
+            "keys" => Some(AuthMode::Keys),
+            "passthrough" => Some(AuthMode::Passthrough),
+            _ => None,
+        }
+    }
+}
+
+/// The admin API's settings (`[admin]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Admin {
+    /// The admin token file; default `<data-dir>/admin.token` (env `WARDEN_ADMIN_TOKEN` wins).
+    pub token_file: Option<PathBuf>,
+    /// Whether `GET /metrics` is served without the admin token (`admin.metrics = "public"`).
+    pub public_metrics: bool,
 }
 
 /// Settings from flags and environment that override the file.
@@ -306,6 +351,8 @@ pub struct Overrides {
     pub upstreams: Vec<(String, String, String)>,
     /// `--log-format`.
     pub log_format: Option<String>,
+    /// `WARDEN_AUTH_MODE`.
+    pub auth_mode: Option<String>,
 }
 
 impl Overrides {
@@ -374,6 +421,13 @@ impl Config {
             self.data_dir = dir.clone();
         }
         self.allow_remote |= o.allow_remote;
+        if let Some(m) = &o.auth_mode {
+            self.auth = AuthMode::parse(m).ok_or_else(|| ConfigError::Invalid {
+                origin: "WARDEN_AUTH_MODE".into(),
+                key: "auth.mode".into(),
+                message: format!("`{m}` is not one of: auto, keys, passthrough"),
+            })?;
+        }
         if let Some(f) = &o.log_format {
             self.log_format = raw::log_format(f).map_err(|message| ConfigError::Invalid {
                 origin: "--log-format".into(),
@@ -436,6 +490,19 @@ impl Config {
         self.data_dir.join("ledger")
     }
 
+    /// The admin token file (`admin.token_file`, else `<data-dir>/admin.token`).
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.admin
+            .token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin.token"))
+    }
+
+    /// The embedded state store's directory (keys, spend, kills).
+    pub fn state_dir(&self) -> PathBuf {
+        self.data_dir.join("state")
+    }
+
     /// The signing key file (`audit.key_file`, else `<data-dir>/ledger/signing.key`).
     pub fn key_file(&self) -> PathBuf {
         self.audit
@@ -460,6 +527,10 @@ impl Config {
             limits: &'a Limits,
             audit: &'a Audit,
             log: LogView<'a>,
+            auth: AuthView,
+            admin: &'a Admin,
+            #[serde(flatten)]
+            policy: serde_json::Value,
             upstreams: BTreeMap<&'a str, UpstreamView<'a>>,
         }
         #[derive(Serialize)]
@@ -468,6 +539,10 @@ impl Config {
             allow_remote: bool,
             workers: usize,
             data_dir: &'a Path,
+        }
+        #[derive(Serialize)]
+        struct AuthView {
+            mode: AuthMode,
         }
         #[derive(Serialize)]
         struct LogView<'a> {
@@ -481,6 +556,7 @@ impl Config {
             default: bool,
             #[serde(skip_serializing_if = "Option::is_none")]
             ca_file: Option<&'a Path>,
+            api_key_env: &'a [String],
             source: &'a str,
         }
         let view = View {
@@ -496,6 +572,9 @@ impl Config {
                 format: self.log_format,
                 level: &self.log_level,
             },
+            auth: AuthView { mode: self.auth },
+            admin: &self.admin,
+            policy: self.policy.render(),
             upstreams: self
                 .upstreams
                 .iter()
@@ -507,6 +586,7 @@ impl Config {
                             url: &u.url,
                             default: u.default,
                             ca_file: u.ca_file.as_deref(),
+                            api_key_env: &u.api_key_env,
                             source: &u.source,
                         },
                     )

@@ -12,8 +12,8 @@ use toml::Spanned;
 use warden_protocol::Provider;
 
 use super::{
-    Audit, BaseUrl, Capture, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Limits,
-    LogFormat, Upstream, units,
+    Admin, Audit, AuthMode, BaseUrl, Capture, Config, ConfigError, DEFAULT_DATA_DIR,
+    DEFAULT_LISTEN, Limits, LogFormat, Upstream, units,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +29,31 @@ pub(super) struct RawConfig {
     log: RawLog,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    policy: super::policy::RawPolicySection,
+    #[serde(default)]
+    rules: Vec<super::policy::RawRule>,
+    #[serde(default)]
+    budgets: Vec<super::policy::RawBudget>,
+    #[serde(default)]
+    pricing: super::policy::RawPricing,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token_file: Option<String>,
+    metrics: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +109,7 @@ struct RawUpstream {
     url: Spanned<String>,
     default: Option<Spanned<bool>>,
     ca_file: Option<Spanned<String>>,
+    api_key_env: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +152,17 @@ fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err(format!("{} holds no PEM certificate", path.display()));
     }
     Ok(certs)
+}
+
+/// The environment variables that hold a provider's key by default (first set one wins).
+fn default_key_env(provider: Provider) -> Vec<String> {
+    let names: &[&str] = match provider {
+        Provider::OpenAi => &["OPENAI_API_KEY"],
+        Provider::Anthropic => &["ANTHROPIC_API_KEY"],
+        Provider::Gemini => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        Provider::Ollama => &["OLLAMA_API_KEY"],
+    };
+    names.iter().map(|n| n.to_string()).collect()
 }
 
 pub(super) fn log_format(s: &str) -> Result<LogFormat, String> {
@@ -309,6 +346,23 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
                 (Some(path), certs)
             }
         };
+        let api_key_env = match &u.api_key_env {
+            Some(v) => {
+                let ok = !v.get_ref().is_empty()
+                    && v.get_ref()
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ok {
+                    return Err(at(
+                        v.span(),
+                        &key("api_key_env"),
+                        "must name an environment variable, e.g. \"OPENAI_API_KEY\" (the key itself never goes in the file)".into(),
+                    ));
+                }
+                vec![v.get_ref().clone()]
+            }
+            None => default_key_env(provider),
+        };
         upstreams.push(Upstream {
             name: n.clone(),
             provider,
@@ -316,6 +370,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
             default,
             ca_file,
             ca_certs,
+            api_key_env,
             source: format!("{file}:{}", line_of(text, u.url.span().start)),
         });
     }
@@ -342,6 +397,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
                 default: true,
                 ca_file: None,
                 ca_certs: Vec::new(),
+                api_key_env: default_key_env(provider),
                 source: "built-in default".into(),
             });
         }
@@ -432,6 +488,24 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         audit.segment_size = size(v, "audit.segment_size", 1 << 20)? as u64;
     }
 
+    let auth = match choice(
+        &raw.auth.mode,
+        "auth.mode",
+        &["auto", "keys", "passthrough"],
+    )? {
+        Some(i) => [AuthMode::Auto, AuthMode::Keys, AuthMode::Passthrough][i],
+        None => AuthMode::Auto,
+    };
+    let mut admin = Admin {
+        token_file: raw.admin.token_file.as_ref().map(PathBuf::from),
+        public_metrics: true,
+    };
+    if let Some(i) = choice(&raw.admin.metrics, "admin.metrics", &["public", "token"])? {
+        admin.public_metrics = i == 0;
+    }
+
+    let policy = super::policy::build(raw.policy, raw.rules, raw.budgets, raw.pricing, &at)?;
+
     let log_format = match &raw.log.format {
         Some(f) => log_format(f.get_ref()).map_err(|m| at(f.span(), "log.format", m))?,
         None => LogFormat::Human,
@@ -452,5 +526,8 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         log_format,
         log_level: raw.log.level.clone().unwrap_or_else(|| "info".into()),
         audit,
+        auth,
+        admin,
+        policy,
     })
 }

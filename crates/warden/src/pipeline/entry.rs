@@ -87,6 +87,7 @@ pub fn body(
     m.insert("time".into(), json!(rfc3339(time)));
     m.insert("tenant".into(), json!(rec.identity.tenant));
     m.insert("agent".into(), json!(rec.identity.agent));
+    m.insert("key".into(), json!(rec.identity.key));
     m.insert("provider".into(), json!(ex.route.provider.name()));
     m.insert(
         "operation".into(),
@@ -101,6 +102,9 @@ pub fn body(
     m.insert("model".into(), json!(model));
     m.insert("stream".into(), json!(req.is_some_and(|r| r.stream)));
     m.insert("request".into(), json!(rec.request_digest));
+    if !rec.verdict.action.is_empty() {
+        m.insert("decision".into(), json!(rec.verdict));
+    }
     if kind == "request" {
         if capture == Capture::Full {
             m.insert("content".into(), request_content(rec));
@@ -126,6 +130,12 @@ pub fn body(
         other => json!({"result": other.name()}),
     };
     m.insert("outcome".into(), outcome);
+    if let Some(c) = &rec.cost {
+        m.insert(
+            "cost".into(),
+            json!({"usd_micros": c.micros, "estimated": c.estimated}),
+        );
+    }
     if let Some(r) = resp {
         m.insert("usage".into(), usage(r));
         m.insert("finish_reason".into(), json!(r.finish_reason));

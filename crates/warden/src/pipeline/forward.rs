@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use warden_protocol::Provider;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -91,7 +92,43 @@ impl Upstreams {
         query: Option<&str>,
         mut headers: HeaderMap,
         body: Bytes,
+        credential: Option<Option<&str>>,
     ) -> Result<Request<Full<Bytes>>, GatewayError> {
+        // With virtual keys the caller's key is Warden's, never the provider's: it is removed
+        // wherever the SDK put it, and the provider key (if configured) takes its place.
+        let stripped;
+        let query = match credential {
+            Some(key) => {
+                for h in ["authorization", "x-api-key", "x-goog-api-key"] {
+                    headers.remove(h);
+                }
+                if let Some(key) = key {
+                    let (name, value) = match target.route.provider {
+                        Provider::Anthropic => ("x-api-key", key.to_string()),
+                        Provider::Gemini => ("x-goog-api-key", key.to_string()),
+                        Provider::OpenAi | Provider::Ollama => {
+                            ("authorization", format!("Bearer {key}"))
+                        }
+                    };
+                    let mut v = HeaderValue::from_str(&value).map_err(|_| {
+                        GatewayError::internal(format!(
+                            "the provider key for upstream {} has characters a header cannot carry",
+                            target.upstream.name
+                        ))
+                    })?;
+                    v.set_sensitive(true);
+                    headers.insert(name, v);
+                }
+                stripped = query.map(|q| {
+                    q.split('&')
+                        .filter(|p| !p.starts_with("key="))
+                        .collect::<Vec<_>>()
+                        .join("&")
+                });
+                stripped.as_deref().filter(|q| !q.is_empty())
+            }
+            None => query,
+        };
         let base = &target.upstream.url;
         let mut uri = String::with_capacity(
             base.scheme.len()

@@ -4,6 +4,11 @@
 //! `x-warden-tenant` and `x-warden-agent` headers; without an agent header, the agent is a
 //! stable fingerprint of the caller's provider credential (`cred:` + 12 hex digits of its
 //! SHA-256), so one agent's traffic groups together without the credential ever being stored.
+//! With virtual keys in force ([`crate::control::Control::keys_required`]), the caller's API key
+//! must be a valid Warden key (`wk_…`) wherever its SDK sends it; the key's record then fixes
+//! tenant and agent (headers fill only what the key leaves open), and the forward stage swaps
+//! the virtual key for the provider's real key. An invalid, revoked or expired key is refused
+//! here, before the body is read.
 //! This module reads headers only; it never logs or returns a credential.
 
 use http::HeaderMap;
@@ -24,6 +29,73 @@ pub struct Identity {
     pub tenant: Option<String>,
     /// The agent (`x-warden-agent`, else a credential fingerprint).
     pub agent: Option<String>,
+    /// The virtual key's id (`key_…`), when the caller used one.
+    pub key: Option<String>,
+}
+
+/// Checks the caller's virtual key and merges what it fixes into `id`.
+pub fn authenticate(
+    store: &dyn warden_state::Store,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    id: &mut Identity,
+) -> Result<warden_state::KeyInfo, GatewayError> {
+    use warden_state::KeyCheck;
+    let presented = credential(headers).or_else(|| query_key(query));
+    let Some(presented) = presented else {
+        return Err(GatewayError::unauthenticated(
+            "this gateway requires a Warden virtual key: send your wk_… key where your SDK sends its API key (Authorization: Bearer, x-api-key or x-goog-api-key)".into(),
+        ));
+    };
+    if !presented.starts_with("wk_") {
+        return Err(GatewayError::unauthenticated(
+            "this gateway uses Warden virtual keys, and the API key sent is not one (it does not start with wk_); ask your Warden operator for a key (`warden keys create`) — provider keys stay with the gateway".into(),
+        ));
+    }
+    let check = store
+        .authenticate(presented, std::time::SystemTime::now())
+        .map_err(|e| GatewayError::state_unavailable(e.to_string()))?;
+    let info = match check {
+        KeyCheck::Valid(info) => info,
+        KeyCheck::Unknown => {
+            return Err(GatewayError::unauthenticated(
+                "the Warden virtual key sent is not valid; check it was copied whole, or create one with `warden keys create`".into(),
+            ));
+        }
+        KeyCheck::Revoked(info) => {
+            return Err(GatewayError::unauthenticated(format!(
+                "the Warden virtual key {} was revoked; ask your Warden operator for a new one",
+                info.id
+            )));
+        }
+        KeyCheck::Expired(info) => {
+            return Err(GatewayError::unauthenticated(format!(
+                "the Warden virtual key {} has expired; ask your Warden operator for a new one",
+                info.id
+            )));
+        }
+    };
+    if info.tenant.is_some() {
+        id.tenant = info.tenant.clone();
+    }
+    match &info.agent {
+        Some(a) => id.agent = Some(a.clone()),
+        // The credential fingerprint would be the virtual key's; the key id names it better.
+        None if id.agent.as_deref().is_some_and(|a| a.starts_with("cred:")) => {
+            id.agent = Some(info.id.clone());
+        }
+        None => {}
+    }
+    id.key = Some(info.id.clone());
+    Ok(info)
+}
+
+/// Gemini clients may send the key as `?key=…`.
+fn query_key(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|p| p.strip_prefix("key="))
+        .filter(|k| !k.is_empty())
 }
 
 /// Reads the caller's identity from the request headers.
@@ -40,6 +112,7 @@ pub fn identify(headers: &HeaderMap) -> Result<Identity, GatewayError> {
         session: header(headers, "x-warden-session")?,
         tenant: header(headers, "x-warden-tenant")?,
         agent,
+        key: None,
     })
 }
 

@@ -9,7 +9,10 @@
 //! event go out; if the commit fails, a provider-shaped error event goes out instead.
 //! The body also enforces the upstream idle timeout between chunks. When the client
 //! disconnects, hyper drops this body, which drops the upstream body and so cancels the
-//! upstream request; the exchange is recorded as cancelled.
+//! upstream request; the exchange is recorded as cancelled. A stream registered with the
+//! control plane is also watched for a cut (kill switch): the upstream is dropped at once, the
+//! exchange is recorded as refused, and the client's stream ends with a provider-shaped error
+//! event.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,7 +43,12 @@ enum State {
 
 /// The client-facing body of a streamed response.
 pub struct StreamBody {
-    inner: Incoming,
+    /// The upstream body; dropped (cancelling the upstream request) when the stream is cut.
+    inner: Option<Incoming>,
+    /// Resolves when the control plane cuts this stream.
+    cut: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
+    /// The error event that ends a cut stream, sent once the cut is recorded.
+    cut_event: Option<Bytes>,
     framing: Framing,
     provider: Provider,
     idle_timeout: Duration,
@@ -59,8 +67,14 @@ pub struct StreamBody {
 impl StreamBody {
     /// Wraps an upstream stream body.
     pub fn new(inner: Incoming, framing: Framing, idle_timeout: Duration, flight: Flight) -> Self {
+        let cut = flight
+            .tracked
+            .as_ref()
+            .map(|t| Box::pin(t.signal.notified()));
         StreamBody {
-            inner,
+            inner: Some(inner),
+            cut,
+            cut_event: None,
             framing,
             provider: flight.target.route.provider,
             idle_timeout,
@@ -103,6 +117,10 @@ impl StreamBody {
     /// The bytes that end the stream once the record is durable.
     fn trailer(&mut self, committed: Result<Option<Receipt>, AuditError>) -> Bytes {
         let held = std::mem::take(&mut self.held);
+        if let (Some(event), Ok(_)) = (self.cut_event.take(), &committed) {
+            // A partial event in `held` is dropped: the error event must start on a boundary.
+            return event;
+        }
         match committed {
             Ok(receipt) => {
                 let mut out = BytesMut::new();
@@ -142,46 +160,58 @@ impl Body for StreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
+            if matches!(this.state, State::Streaming)
+                && let Some(cut) = this.cut.as_mut()
+                && cut.as_mut().poll(cx).is_ready()
+            {
+                this.cut = None;
+                this.on_cut();
+                continue;
+            }
             match &mut this.state {
-                State::Streaming => match Pin::new(&mut this.inner).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        let deadline = tokio::time::Instant::now() + this.idle_timeout;
-                        this.idle.as_mut().reset(deadline);
-                        match frame.into_data() {
-                            Ok(data) => {
-                                if let Some(out) = this.on_data(data) {
-                                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                State::Streaming => {
+                    match Pin::new(this.inner.as_mut().expect("streaming has an upstream"))
+                        .poll_frame(cx)
+                    {
+                        Poll::Ready(Some(Ok(frame))) => {
+                            let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                            this.idle.as_mut().reset(deadline);
+                            match frame.into_data() {
+                                Ok(data) => {
+                                    if let Some(out) = this.on_data(data) {
+                                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                                    }
                                 }
+                                // Trailers pass through as they come.
+                                Err(frame) => return Poll::Ready(Some(Ok(frame))),
                             }
-                            // Trailers pass through as they come.
-                            Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                        }
+                        Poll::Ready(Some(Err(e))) => {
+                            let message = format!(
+                                "upstream response broke off: {}",
+                                super::forward::root_cause(&e)
+                            );
+                            this.fail(message.clone());
+                            return Poll::Ready(Some(Err(message.into())));
+                        }
+                        Poll::Ready(None) => {
+                            let commit = this.record(Outcome::Completed);
+                            this.state = match commit {
+                                Some(c) => State::Committing(c),
+                                None => State::Done,
+                            };
+                        }
+                        Poll::Pending => {
+                            ready!(this.idle.as_mut().poll(cx));
+                            let message = format!(
+                                "upstream sent nothing for {:?} mid-response (limits.idle_timeout)",
+                                this.idle_timeout
+                            );
+                            this.fail(message.clone());
+                            return Poll::Ready(Some(Err(message.into())));
                         }
                     }
-                    Poll::Ready(Some(Err(e))) => {
-                        let message = format!(
-                            "upstream response broke off: {}",
-                            super::forward::root_cause(&e)
-                        );
-                        this.fail(message.clone());
-                        return Poll::Ready(Some(Err(message.into())));
-                    }
-                    Poll::Ready(None) => {
-                        let commit = this.record(Outcome::Completed);
-                        this.state = match commit {
-                            Some(c) => State::Committing(c),
-                            None => State::Done,
-                        };
-                    }
-                    Poll::Pending => {
-                        ready!(this.idle.as_mut().poll(cx));
-                        let message = format!(
-                            "upstream sent nothing for {:?} mid-response (limits.idle_timeout)",
-                            this.idle_timeout
-                        );
-                        this.fail(message.clone());
-                        return Poll::Ready(Some(Err(message.into())));
-                    }
-                },
+                }
                 State::Committing(commit) => {
                     let committed = ready!(Pin::new(commit).poll(cx));
                     let trailer = this.trailer(committed);
@@ -210,6 +240,50 @@ impl Body for StreamBody {
 }
 
 impl StreamBody {
+    /// The control plane cut this stream: drop the upstream, record the refusal, and end the
+    /// client's stream with an error event once the record is durable.
+    fn on_cut(&mut self) {
+        use crate::control::Cut;
+        self.inner = None;
+        let reason = self
+            .flight
+            .as_ref()
+            .and_then(|f| f.tracked.as_ref())
+            .and_then(|t| t.signal.reason());
+        let (status, kind, message, action) = match reason {
+            Some(Cut::Killed(k)) => {
+                let e = super::refuse::GatewayError::killed(&k);
+                (403u16, ErrorKind::Killed, e.message, "killed")
+            }
+            Some(Cut::Budget(m)) => (429u16, ErrorKind::BudgetExceeded, m, "budget_exceeded"),
+            None => return,
+        };
+        if let Some(f) = self.flight.as_mut() {
+            f.verdict.action = action;
+            f.verdict.reason = Some(message.clone());
+            f.control
+                .metrics
+                .stream_cut(if action == "killed" { "kill" } else { "budget" });
+        }
+        self.cut_event = Some(Bytes::from(render_stream_error(
+            self.provider,
+            self.framing,
+            status,
+            kind,
+            &message,
+        )));
+        let commit = self.record(Outcome::Refused {
+            status,
+            code: kind.type_and_code().1,
+            source: super::refuse::Source::Client,
+            message,
+        });
+        self.state = match commit {
+            Some(c) => State::Committing(c),
+            None => State::Done,
+        };
+    }
+
     /// The upstream failed mid-stream: record it (the client's stream is cut, nothing to hold).
     fn fail(&mut self, message: String) {
         self.state = State::Done;

@@ -1,9 +1,9 @@
 //! The request pipeline: one exchange from the client's request to the released response.
 //!
 //! ```text
-//! client ─► route ─► identify ─► admit ─► read body ─► parse ─► [record request] ─► forward
-//!             │          │          │          │          │        (streams)           │
-//!            404        400        503        413        400                       502/504
+//! client ─► route ─► identify ─► kill ─► admit ─► read body ─► parse ─► decide ─► [record request] ─► forward
+//!             │          │         │        │          │          │        │       (streams)           │
+//!            404      400/401     403      503        413        400   403/429                     502/504
 //!
 //! buffered: collect body ─► record exchange (durable) ─► release with receipt headers
 //! stream:   release headers ─► events flow ─► upstream ends ─► record ─► receipt + terminal event
@@ -14,8 +14,10 @@
 //! [`Flight`] (the per-request context); each stage lives in its own module. Every routed
 //! request, allowed or refused, produces exactly one finished [`record::ExchangeRecord`] (plus a
 //! request record first for streams), and nothing is released before its record is committed.
-//! Stages not built yet (decide, protect) slot in between parse and forward.
+//! `decide` judges the request (rules, limits, budgets) and [`decide::settle`] charges what it
+//! really cost when it ends. Stages not built yet (protect) slot in between decide and forward.
 
+pub mod decide;
 pub mod entry;
 pub mod forward;
 pub mod identify;
@@ -40,6 +42,8 @@ use warden_protocol::{
 };
 
 use crate::config::Config;
+use crate::control::{Control, FlightGuard};
+use decide::{Admission, Cost, Verdict};
 use forward::Upstreams;
 use identify::Identity;
 use inspect::StreamBody;
@@ -75,25 +79,49 @@ pub struct Gateway {
     /// Where finished exchanges go.
     pub recorder: Arc<Recorder>,
     ready: Arc<AtomicBool>,
+    /// Keys, policy, kills, budgets, metrics.
+    pub control: Arc<Control>,
+    /// The admin API's state.
+    pub admin: crate::admin::AdminState,
 }
 
 impl Gateway {
     /// Builds the shared state from a validated config and the opened ledger (`None` when
     /// `audit.enabled = false`).
-    pub fn new(config: Config, ledger: Option<Arc<Ledger>>) -> Gateway {
+    ///
+    /// `admin_token` guards `/admin/`; `reload` says where `POST /admin/reload` re-reads the
+    /// config from.
+    pub fn new(
+        config: Config,
+        ledger: Option<Arc<Ledger>>,
+        control: Arc<Control>,
+        admin_token: String,
+        reload: Option<crate::admin::ReloadSource>,
+    ) -> Gateway {
         let ready = Arc::new(AtomicBool::new(true));
+        let recorder = Arc::new(
+            Recorder::new(ready.clone(), ledger, config.audit.capture).with_blobs(
+                crate::audit::BlobStore::new(&config.ledger_dir()),
+                config.audit.blob_threshold,
+            ),
+        );
+        let config = Arc::new(config);
         Gateway {
+            admin: crate::admin::AdminState::new(
+                control.clone(),
+                recorder.clone(),
+                config.clone(),
+                admin_token,
+                reload,
+                ready.clone(),
+            ),
+            control,
             router: Arc::new(Router::new(&config)),
             upstreams: Upstreams::new(&config),
             permits: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
-            recorder: Arc::new(
-                Recorder::new(ready.clone(), ledger, config.audit.capture).with_blobs(
-                    crate::audit::BlobStore::new(&config.ledger_dir()),
-                    config.audit.blob_threshold,
-                ),
-            ),
+            recorder,
             ready,
-            config: Arc::new(config),
+            config,
         }
     }
 
@@ -106,6 +134,8 @@ impl Gateway {
             permits: self.permits.clone(),
             recorder: self.recorder.clone(),
             ready: self.ready.clone(),
+            control: self.control.clone(),
+            admin: self.admin.clone(),
         }
     }
 
@@ -124,6 +154,9 @@ impl Gateway {
 /// fill it in order; [`Flight::finish`] turns it into the exchange's record.
 pub struct Flight {
     recorder: Arc<Recorder>,
+    control: Arc<Control>,
+    /// When the gateway received the request.
+    pub received: Instant,
     /// Where the request goes.
     pub target: Target,
     /// Who is calling.
@@ -144,16 +177,37 @@ pub struct Flight {
     pub started: Option<Instant>,
     /// The concurrency slot, released when the exchange is done.
     pub permit: Option<OwnedSemaphorePermit>,
+    /// The caller's virtual key, when one was used.
+    pub key: Option<warden_state::KeyInfo>,
+    /// What the decide stage concluded.
+    pub verdict: Verdict,
+    /// Reservations, rates and slots held until the exchange ends.
+    pub admission: Option<Admission>,
+    /// A stream's registration, so kills and budgets can cut it.
+    pub tracked: Option<FlightGuard>,
+    /// Upstream time, once the response ended.
+    pub upstream_time: Option<std::time::Duration>,
 }
 
 impl Flight {
+    /// The model the request names (body, else path).
+    pub fn model(&self) -> Option<&str> {
+        self.request
+            .as_ref()
+            .and_then(|r| r.model.as_deref())
+            .or(self.target.route.path_model.as_deref())
+    }
+
     fn record(
         &self,
         outcome: Outcome,
         response: Option<ExchangeResponse>,
         response_digest: Option<BodyDigest>,
+        cost: Option<Cost>,
     ) -> ExchangeRecord {
         ExchangeRecord {
+            verdict: self.verdict.clone(),
+            cost,
             exchange: Exchange {
                 route: self.target.route.clone(),
                 request: self.request.clone(),
@@ -179,12 +233,57 @@ impl Flight {
         response: Option<ExchangeResponse>,
         response_digest: Option<BodyDigest>,
     ) -> Commit {
+        if self.upstream_time.is_none() {
+            self.upstream_time = self.started.map(|s| s.elapsed());
+        }
+        let control = self.control.clone();
+        let cost = decide::settle(&control, &mut self, response.as_ref());
+        self.observe(&outcome, response.as_ref(), cost.as_ref());
         // The flight ends here, so its parsed request (the whole conversation) moves into the
         // record instead of being copied.
         let request = self.request.take();
-        let mut rec = self.record(outcome, response, response_digest);
+        let mut rec = self.record(outcome, response, response_digest, cost);
         rec.exchange.request = request;
         self.recorder.commit(rec)
+    }
+
+    /// Metrics for the finished exchange.
+    fn observe(&self, outcome: &Outcome, response: Option<&ExchangeResponse>, cost: Option<&Cost>) {
+        let (status, refusal) = match outcome {
+            Outcome::Refused { status, code, .. } => (*status, Some(*code)),
+            _ => (self.upstream_status.unwrap_or(0), None),
+        };
+        let decision = match outcome {
+            Outcome::Refused { .. }
+                if self.verdict.action.is_empty()
+                    || self.verdict.action == "allow"
+                    || self.verdict.action == "log" =>
+            {
+                "error"
+            }
+            _ if self.verdict.action.is_empty() => "allow",
+            _ => self.verdict.action,
+        };
+        let usage = response.map(|r| &r.usage);
+        let total = self.received.elapsed();
+        let upstream = self.upstream_time;
+        self.control
+            .metrics
+            .exchange(&crate::metrics::ExchangeMetrics {
+                provider: self.target.route.provider.name(),
+                model: self.model(),
+                status,
+                decision,
+                refusal_code: refusal,
+                tenant: self.identity.tenant.as_deref(),
+                agent: self.identity.agent.as_deref(),
+                upstream_latency: upstream,
+                overhead: upstream.map(|u| total.saturating_sub(u)).or(Some(total)),
+                input_tokens: usage.and_then(|u| u.input_tokens).unwrap_or(0),
+                output_tokens: usage.and_then(|u| u.output_tokens).unwrap_or(0),
+                cached_input_tokens: usage.and_then(|u| u.cached_input_tokens).unwrap_or(0),
+                cost_usd: cost.and_then(|c| c.micros).map(|m| m as f64 / 1e6),
+            });
     }
 }
 
@@ -196,6 +295,10 @@ pub async fn handle(
 ) -> Result<Response<GatewayBody>, Infallible> {
     if let Some(resp) = local(&gw, &req) {
         return Ok(resp);
+    }
+    let path = req.uri().path();
+    if path.starts_with("/admin/") || path == "/admin" || path == "/metrics" {
+        return Ok(crate::admin::handle(&gw, req).await);
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -214,6 +317,13 @@ pub async fn handle(
     };
     let mut flight = Flight {
         recorder: gw.recorder.clone(),
+        control: gw.control.clone(),
+        received: Instant::now(),
+        key: None,
+        verdict: Verdict::default(),
+        admission: None,
+        tracked: None,
+        upstream_time: None,
         target,
         identity: Identity::default(),
         method,
@@ -250,6 +360,18 @@ async fn exchange(
 ) -> Result<Released, GatewayError> {
     let limits = &gw.config.limits;
     flight.identity = identify::identify(req.headers())?;
+    let keys = gw.control.keys_required();
+    if keys {
+        let info = identify::authenticate(
+            gw.control.store.as_ref(),
+            req.headers(),
+            req.uri().query(),
+            &mut flight.identity,
+        )
+        .inspect_err(|_| flight.verdict.action = "unauthenticated")?;
+        flight.key = Some(info);
+    }
+    decide::kill_check(&gw.control, flight)?;
     flight.permit = Some(
         gw.permits
             .clone()
@@ -270,13 +392,14 @@ async fn exchange(
     }
     flight.request_digest = Some(BodyDigest::of(&body));
     let stream_requested = flight.request.as_ref().is_some_and(|r| r.stream);
+    decide::decide(&gw.control, flight, &parts.headers, body.len())?;
 
     // A live stream shows the client output before its completion is recorded, so the request
     // itself is recorded first: a crash mid-stream still leaves who asked what.
     let mut request_receipt = None;
     let live_stream = stream_requested && !gw.config.audit.stream_buffer;
     if live_stream || gw.config.audit.request_entries_all {
-        let rec = flight.record(Outcome::Forwarded, None, None);
+        let rec = flight.record(Outcome::Forwarded, None, None, None);
         request_receipt = gw.recorder.commit(rec).await.map_err(|e| {
             gw.recorder.fail(&e);
             GatewayError::audit_unavailable(e.to_string())
@@ -284,12 +407,14 @@ async fn exchange(
         flight.request_entry = request_receipt.as_ref().map(|r| r.index);
     }
 
+    let credential = keys.then(|| gw.control.credential(&flight.target.upstream.name));
     let upstream_req = gw.upstreams.build_request(
         &flight.target,
         flight.method.clone(),
         parts.uri.query(),
         parts.headers,
         body,
+        credential.as_ref().map(|c| c.as_deref()),
     )?;
     flight.started = Some(Instant::now());
     let upstream_resp = gw.upstreams.send(&flight.target, upstream_req).await?;
@@ -303,9 +428,11 @@ async fn exchange(
         .and_then(|v| v.to_str().ok());
     let framing = Framing::detect(&flight.target.route, content_type, stream_requested);
 
+    budget_warning_headers(&mut head.headers, &flight.verdict);
     if framing.is_stream() && !gw.config.audit.stream_buffer {
         // Headers go out now with the request record's index; the body carries the rest.
         head.headers.remove(header::CONTENT_LENGTH);
+        flight.tracked = Some(gw.control.track(decide::subjects(flight)));
         if let Some(r) = &request_receipt {
             head.headers
                 .insert("x-warden-entry", HeaderValue::from(r.index));
@@ -320,8 +447,16 @@ async fn exchange(
         &flight.target.upstream.name,
     )
     .await?;
+    flight.upstream_time = flight.started.map(|s| s.elapsed());
     let response = parse_response(&flight.target.route, &bytes).ok();
-    let rec = flight.record(Outcome::Completed, response, Some(BodyDigest::of(&bytes)));
+    let cost = decide::settle(&gw.control, flight, response.as_ref());
+    flight.observe(&Outcome::Completed, response.as_ref(), cost.as_ref());
+    let rec = flight.record(
+        Outcome::Completed,
+        response,
+        Some(BodyDigest::of(&bytes)),
+        cost,
+    );
     let receipt = gw.recorder.commit(rec).await.map_err(|e| {
         gw.recorder.fail(&e);
         GatewayError::audit_unavailable(e.to_string())
@@ -330,6 +465,15 @@ async fn exchange(
     head.headers.remove(header::CONTENT_LENGTH);
     release::receipt_headers(&mut head.headers, receipt.as_ref());
     Ok(Released::Buffered(Response::from_parts(head, full(bytes))))
+}
+
+/// `x-warden-budget-warning` for every soft cap the request crossed.
+fn budget_warning_headers(headers: &mut http::HeaderMap, verdict: &Verdict) {
+    for w in &verdict.budget_warnings {
+        if let Ok(v) = HeaderValue::from_str(w) {
+            headers.append("x-warden-budget-warning", v);
+        }
+    }
 }
 
 /// Answers a refusal in the target provider's shape, after recording it.

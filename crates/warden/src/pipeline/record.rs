@@ -72,6 +72,17 @@ impl Outcome {
     }
 }
 
+/// The entry body of a gateway event.
+fn event_body(event: &str, details: Map<String, Value>) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("v".into(), json!(entry::SCHEMA_VERSION));
+    body.insert("kind".into(), json!("event"));
+    body.insert("time".into(), json!(entry::rfc3339(SystemTime::now())));
+    body.insert("event".into(), json!(event));
+    body.extend(details);
+    body
+}
+
 /// SHA-256 and length of a body as it crossed the gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BodyDigest {
@@ -118,6 +129,10 @@ pub struct ExchangeRecord {
     pub response_digest: Option<BodyDigest>,
     /// Index of this exchange's request record, when one was committed before forwarding.
     pub request_entry: Option<u64>,
+    /// What the decide stage concluded.
+    pub verdict: super::decide::Verdict,
+    /// What the exchange cost, once it ended.
+    pub cost: Option<super::decide::Cost>,
 }
 
 /// What a client gets to prove its exchange was recorded.
@@ -236,6 +251,32 @@ impl Recorder {
         Commit(rx)
     }
 
+    /// Records an operator action (kill, unkill, key created or revoked, reload); resolves when
+    /// it is durable.
+    pub fn event(&self, event: &str, details: Map<String, Value>) -> Commit {
+        let (tx, rx) = oneshot::channel();
+        let Some(ledger) = &self.ledger else {
+            let _ = tx.send(Ok(None));
+            return Commit(rx);
+        };
+        tracing::info!(target: "warden::admin", event, "operator action");
+        ledger.append(
+            EntryDraft::new(None, event_body(event, details)),
+            move |r| {
+                let _ = tx.send(
+                    r.map(|a| {
+                        Some(Receipt {
+                            index: a.index(),
+                            proof: a.receipt_base64(),
+                        })
+                    })
+                    .map_err(|e| AuditError(e.to_string())),
+                );
+            },
+        );
+        Commit(rx)
+    }
+
     /// Records a gateway event (start, config change) and waits until it is durable.
     pub fn event_blocking(
         &self,
@@ -245,14 +286,8 @@ impl Recorder {
         let Some(ledger) = &self.ledger else {
             return Ok(None);
         };
-        let mut body = Map::new();
-        body.insert("v".into(), json!(entry::SCHEMA_VERSION));
-        body.insert("kind".into(), json!("event"));
-        body.insert("time".into(), json!(entry::rfc3339(SystemTime::now())));
-        body.insert("event".into(), json!(event));
-        body.extend(details);
         ledger
-            .append_blocking(EntryDraft::new(None, body))
+            .append_blocking(EntryDraft::new(None, event_body(event, details)))
             .map(|a| Some(a.index()))
             .map_err(|e| AuditError(e.to_string()))
     }

@@ -125,6 +125,79 @@ impl GatewayError {
         )
     }
 
+    /// 401: missing, invalid, revoked or expired virtual key.
+    pub fn unauthenticated(message: String) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorKind::InvalidApiKey,
+            Source::Client,
+            message,
+        )
+    }
+
+    /// 403 (or the rule's status): a policy rule denied the request.
+    pub fn policy_denied(status: u16, message: String) -> Self {
+        Self::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            ErrorKind::PolicyDenied,
+            Source::Client,
+            message,
+        )
+    }
+
+    /// 403: a kill switch matched the caller.
+    pub fn killed(kill: &warden_state::KillRecord) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorKind::Killed,
+            Source::Client,
+            format!(
+                "{} was stopped by the Warden kill switch ({} by {}): {}; an operator lifts it with `warden unkill {}`",
+                kill.target,
+                super::entry::rfc3339(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(kill.at)
+                ),
+                kill.actor,
+                kill.reason,
+                crate::control::unkill_flags(&kill.target),
+            ),
+        )
+    }
+
+    /// 429 + `retry-after`: a rate or concurrency limit was reached.
+    pub fn rate_limited(message: String, retry_after: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimited,
+            Source::Client,
+            message,
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 429: a USD budget hard cap would be crossed.
+    pub fn budget_exceeded(message: String) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::BudgetExceeded,
+            Source::Client,
+            message,
+        )
+    }
+
+    /// 503: the state store (keys, budgets) cannot be read or written; fail closed.
+    pub fn state_unavailable(message: String) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal,
+            Source::Gateway,
+            format!(
+                "Warden cannot reach its state store (keys, budgets), so it refuses rather than guess: {message}"
+            ),
+        )
+    }
+
     /// 500: a bug or an environment problem in the gateway.
     pub fn internal(message: String) -> Self {
         Self::new(

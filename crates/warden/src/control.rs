@@ -1,0 +1,309 @@
+//! The control plane shared by every worker and the admin API: the state store (keys, spend,
+//! kills, rate state), the compiled policy, provider credentials, the registry of streams in
+//! flight (so a kill or a budget can cut them), per-rule concurrency counts, and metrics.
+//!
+//! It owns no request handling: the pipeline's identify and decide stages read it, the admin
+//! API changes it. Policy is swapped whole on reload (readers hold an `Arc` to the version they
+//! started with), so a request is judged by one consistent policy.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use warden_state::{KillRecord, KillTarget, Store, Subjects};
+
+use crate::config::{AuthMode, Config, PolicyConfig};
+use crate::metrics::Metrics;
+
+/// Why a stream in flight was cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cut {
+    /// A kill switch matched it.
+    Killed(KillRecord),
+    /// Its running cost would cross a hard budget cap.
+    Budget(String),
+}
+
+/// The signal one stream in flight watches.
+#[derive(Debug, Default)]
+pub struct CutSignal {
+    cut: Mutex<Option<Cut>>,
+    notify: Arc<Notify>,
+}
+
+impl CutSignal {
+    /// Cuts the stream (the first reason wins).
+    pub fn cut(&self, reason: Cut) {
+        let mut c = self.cut.lock().expect("cut lock");
+        if c.is_none() {
+            *c = Some(reason);
+            self.notify.notify_one();
+        }
+    }
+
+    /// The reason, once cut.
+    pub fn reason(&self) -> Option<Cut> {
+        self.cut.lock().expect("cut lock").clone()
+    }
+
+    /// Resolves when the stream is cut (a cut that came first resolves it at once: `Notify`
+    /// keeps the permit).
+    pub fn notified(&self) -> tokio::sync::futures::OwnedNotified {
+        self.notify.clone().notified_owned()
+    }
+}
+
+/// Streams in flight, by id, with who they belong to.
+#[derive(Default)]
+pub struct Flights {
+    next: AtomicU64,
+    live: Mutex<HashMap<u64, (Subjects, Arc<CutSignal>)>>,
+}
+
+/// Removes a stream from [`Flights`] when dropped.
+pub struct FlightGuard {
+    id: u64,
+    control: Arc<Control>,
+    /// The stream's cut signal.
+    pub signal: Arc<CutSignal>,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        self.control
+            .flights
+            .live
+            .lock()
+            .expect("flights lock")
+            .remove(&self.id);
+    }
+}
+
+/// Held while a request counts against a rule's `concurrent` limit.
+pub struct ConcurrencyGuard {
+    key: String,
+    control: Arc<Control>,
+}
+
+impl Drop for ConcurrencyGuard {
+    fn drop(&mut self) {
+        let mut m = self.control.concurrency.lock().expect("concurrency lock");
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Shared governance state (see the module doc).
+pub struct Control {
+    /// Keys, spend, kills and rate state.
+    pub store: Arc<dyn Store>,
+    policy: RwLock<Arc<PolicyConfig>>,
+    auth: RwLock<AuthMode>,
+    has_keys: AtomicBool,
+    keys_checked: Mutex<Instant>,
+    credentials: RwLock<HashMap<String, String>>,
+    flights: Flights,
+    concurrency: Mutex<HashMap<String, u32>>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// When the gateway started.
+    pub started: Instant,
+}
+
+impl Control {
+    /// Builds the control plane for `config` over `store`.
+    pub fn new(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<Control> {
+        let has_keys = store.has_keys().unwrap_or(true);
+        let control = Control {
+            store,
+            policy: RwLock::new(Arc::new(config.policy.clone())),
+            auth: RwLock::new(config.auth),
+            has_keys: AtomicBool::new(has_keys),
+            keys_checked: Mutex::new(Instant::now()),
+            credentials: RwLock::new(credentials(config)),
+            flights: Flights::default(),
+            concurrency: Mutex::new(HashMap::new()),
+            metrics,
+            started: Instant::now(),
+        };
+        if let Ok(kills) = control.store.kills() {
+            control.metrics.set_kills_active(kills.len() as i64);
+        }
+        Arc::new(control)
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<PolicyConfig> {
+        self.policy.read().expect("policy lock").clone()
+    }
+
+    /// Replaces the policy, auth mode and credentials (reload).
+    pub fn apply(&self, config: &Config) {
+        *self.policy.write().expect("policy lock") = Arc::new(config.policy.clone());
+        *self.auth.write().expect("auth lock") = config.auth;
+        *self.credentials.write().expect("credentials lock") = credentials(config);
+    }
+
+    /// The configured auth mode.
+    pub fn auth_mode(&self) -> AuthMode {
+        *self.auth.read().expect("auth lock")
+    }
+
+    /// Whether requests need a virtual key right now.
+    pub fn keys_required(&self) -> bool {
+        match self.auth_mode() {
+            AuthMode::Keys => true,
+            AuthMode::Passthrough => false,
+            AuthMode::Auto => {
+                if self.has_keys.load(Ordering::Relaxed) {
+                    return true;
+                }
+                // A key created by a CLI writing the data dir directly shows up within a second.
+                let mut checked = self.keys_checked.lock().expect("keys lock");
+                if checked.elapsed() >= Duration::from_secs(1) {
+                    *checked = Instant::now();
+                    if self.store.has_keys().unwrap_or(true) {
+                        self.has_keys.store(true, Ordering::Relaxed);
+                        return true;
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Notes that a virtual key now exists (auto mode switches to keys).
+    pub fn key_created(&self) {
+        self.has_keys.store(true, Ordering::Relaxed);
+    }
+
+    /// The provider key injected for `upstream` when callers use virtual keys.
+    pub fn credential(&self, upstream: &str) -> Option<String> {
+        self.credentials
+            .read()
+            .expect("credentials lock")
+            .get(upstream)
+            .cloned()
+    }
+
+    /// Registers a stream so kills and budgets can cut it.
+    pub fn track(self: &Arc<Self>, subjects: Subjects) -> FlightGuard {
+        let id = self.flights.next.fetch_add(1, Ordering::Relaxed);
+        let signal = Arc::new(CutSignal::default());
+        self.flights
+            .live
+            .lock()
+            .expect("flights lock")
+            .insert(id, (subjects, signal.clone()));
+        FlightGuard {
+            id,
+            control: self.clone(),
+            signal,
+        }
+    }
+
+    /// Cuts every stream in flight that `kill` matches; returns how many.
+    pub fn cut_matching(&self, kill: &KillRecord) -> usize {
+        let live = self.flights.live.lock().expect("flights lock");
+        let mut n = 0;
+        for (subjects, signal) in live.values() {
+            if kill.target.matches(subjects) {
+                signal.cut(Cut::Killed(kill.clone()));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Streams in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.flights.live.lock().expect("flights lock").len()
+    }
+
+    /// Takes a slot of a `concurrent` limit, or `None` when all `limit` are taken.
+    pub fn enter(self: &Arc<Self>, key: String, limit: u32) -> Option<ConcurrencyGuard> {
+        let mut m = self.concurrency.lock().expect("concurrency lock");
+        let n = m.entry(key.clone()).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(ConcurrencyGuard {
+            key,
+            control: self.clone(),
+        })
+    }
+
+    /// Kills `target` durably, cuts its streams in flight, and updates metrics.
+    pub fn kill(
+        &self,
+        target: KillTarget,
+        reason: &str,
+        actor: &str,
+    ) -> Result<(KillRecord, usize), warden_state::StoreError> {
+        let record = self
+            .store
+            .kill(target, reason, actor, std::time::SystemTime::now())?;
+        let cut = self.cut_matching(&record);
+        self.metrics.kill(kill_scope(&record.target));
+        if let Ok(k) = self.store.kills() {
+            self.metrics.set_kills_active(k.len() as i64);
+        }
+        Ok((record, cut))
+    }
+
+    /// Lifts a kill.
+    pub fn unkill(
+        &self,
+        target: &KillTarget,
+    ) -> Result<Option<KillRecord>, warden_state::StoreError> {
+        let lifted = self.store.unkill(target)?;
+        if let Ok(k) = self.store.kills() {
+            self.metrics.set_kills_active(k.len() as i64);
+        }
+        Ok(lifted)
+    }
+}
+
+/// The metric label for a kill target's scope.
+pub fn kill_scope(t: &KillTarget) -> &'static str {
+    match t {
+        KillTarget::All => "all",
+        KillTarget::Tenant(_) => "tenant",
+        KillTarget::Agent(_) => "agent",
+        KillTarget::Session(_) => "session",
+        KillTarget::Key(_) => "key",
+    }
+}
+
+/// Provider keys by upstream name, read from each upstream's `api_key_env` variables.
+fn credentials(config: &Config) -> HashMap<String, String> {
+    config
+        .upstreams
+        .iter()
+        .filter_map(|u| {
+            let key = u
+                .api_key_env
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|k| !k.trim().is_empty()))?;
+            Some((u.name.clone(), key.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The `warden unkill` flags that lift a kill of `target`.
+pub fn unkill_flags(target: &KillTarget) -> String {
+    match target {
+        KillTarget::All => "--all".into(),
+        KillTarget::Tenant(t) => format!("--tenant {t}"),
+        KillTarget::Agent(a) => format!("--agent {a}"),
+        KillTarget::Session(s) => format!("--session {s}"),
+        KillTarget::Key(k) => format!("--key {k}"),
+    }
+}
