@@ -367,3 +367,53 @@ def test_metrics_scrape_parses_and_moves(gw_factory):
             name_labels, value = line.rsplit(" ", 1)
             float(value)  # every sample parses
     assert "session" not in text
+
+
+def test_streams_are_priced_from_usage_the_client_did_not_ask_for(gw_factory):
+    gw = gw_factory(PRICEY)
+    client = gw.openai(gw.create_key("--agent", "streamer"))
+    chunks = list(
+        client.chat.completions.create(
+            model="pricey-1",
+            stream=True,
+            messages=[{"role": "user", "content": "count"}],
+            extra_headers=scenario(words=6, usage={"input": 10, "output": 6}),
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    # The extra usage chunk Warden asked for is not shown to a client that did not ask.
+    assert all(c.choices for c in chunks), [c for c in chunks if not c.choices]
+    assert all(c.usage is None for c in chunks)
+    entries = [json.loads(l) for l in gw.cli("audit", "export", "--format", "json").stdout.splitlines() if l.strip()]
+    done = [e for e in entries if e.get("kind") == "exchange" and e.get("stream")]
+    assert done and done[-1]["usage"]["input_tokens"] == 10 and done[-1]["usage"]["output_tokens"] == 6
+    # 16 tokens at $0.001 each, from the real usage, not an estimate.
+    assert done[-1]["cost"] == {"usd_micros": 16000, "estimated": False}
+
+
+def test_a_stream_is_cut_when_its_running_cost_would_cross_the_cap(gw_factory):
+    gw = gw_factory(PRICEY)
+    key = gw.create_key("--agent", "essayist", "--budget-usd", "5")
+    client = gw.openai(key)
+    # No max_tokens: Warden reserves 4096 output tokens ($4.10 here) and watches the rest.
+    stream = client.chat.completions.create(
+        model="pricey-1",
+        stream=True,
+        messages=[{"role": "user", "content": "write a lot"}],
+        extra_headers=scenario(words=8000, chunks=400, chunk_delay_ms=2),
+    )
+    received = []
+    with pytest.raises(openai.APIError) as e:
+        for chunk in stream:
+            if chunk.choices:
+                received.append(chunk.choices[0].delta.content or "")
+    assert "budget" in str(e.value) and "stream was stopped" in str(e.value)
+    text = "".join(received)
+    assert 0 < len(text) < 8000 * 6, "the stream was cut part way"
+    key_id = json.loads(gw.cli("keys", "list", "--json").stdout)[0]["id"]
+    spent = spent_micros(gw, "key", key_id)
+    # At most one chunk (20 words, ~30 tokens = $0.03) past the cap.
+    assert 4_000_000 < spent <= 5_050_000, spent
+    with pytest.raises(openai.RateLimitError) as e:
+        echo(client, model="pricey-1")
+    assert e.value.body["code"] == "budget_exceeded"

@@ -423,6 +423,22 @@ impl StreamDecoder for MessagesStream {
         Outcome::Event
     }
 
+    fn output_len(&self) -> usize {
+        self.blocks
+            .values()
+            .map(|b| match b {
+                Block::Text(t) | Block::Thinking(t) => t.len(),
+                Block::ToolUse {
+                    name,
+                    initial,
+                    json,
+                    ..
+                } => name.len() + initial.len() + json.len(),
+                Block::Other => 0,
+            })
+            .sum()
+    }
+
     fn finish(self: Box<Self>) -> ExchangeResponse {
         let mut out = ExchangeResponse {
             id: self.id,

@@ -371,4 +371,19 @@ impl StreamDecoder for GeminiStream {
     fn finish(self: Box<Self>) -> ExchangeResponse {
         self.acc.finish()
     }
+
+    fn output_len(&self) -> usize {
+        self.acc
+            .candidates
+            .values()
+            .map(|c| {
+                c.text.len()
+                    + c.reasoning.len()
+                    + c.tool_calls
+                        .iter()
+                        .map(|t| t.name.len() + t.arguments.len())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
 }

@@ -60,6 +60,7 @@ pub use exchange::{
     ToolDefinition, Usage,
 };
 pub use framing::Framing;
+pub use openai::request_stream_usage;
 pub use route::{Operation, Provider, Route, classify, classify_request};
 pub use stream::{Progress, Release, StreamInspector};
 

@@ -273,4 +273,14 @@ impl StreamDecoder for OllamaStream {
     fn finish(self: Box<Self>) -> ExchangeResponse {
         self.acc.finish()
     }
+
+    fn output_len(&self) -> usize {
+        let a = &self.acc;
+        a.text.len()
+            + a.reasoning.len()
+            + a.tool_calls
+                .iter()
+                .map(|t| t.name.len() + t.arguments.len())
+                .sum::<usize>()
+    }
 }

@@ -479,6 +479,41 @@ impl ChatAccumulator {
     }
 }
 
+/// Asks an OpenAI Chat Completions or Completions stream for usage
+/// (`stream_options.include_usage = true`) when the client did not: returns the body to send
+/// instead, or `None` when it already asks (or is not such a stream). The gateway needs usage to
+/// price the stream; [`crate::StreamInspector::hide_usage_chunk`] keeps the extra chunk from the
+/// client. Other members keep their order and bytes.
+pub fn request_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    if obj.get("stream") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    match obj.get("stream_options") {
+        None => {
+            // Insert right after the opening brace so the client's bytes stay as they were.
+            let open = body.iter().position(|&b| b == b'{')?;
+            let mut out = Vec::with_capacity(body.len() + 40);
+            out.extend_from_slice(&body[..=open]);
+            out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
+            if !obj.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(&body[open + 1..]);
+            Some(out)
+        }
+        Some(Value::Object(o)) if o.get("include_usage") == Some(&Value::Bool(true)) => None,
+        Some(Value::Object(_)) => {
+            let mut v = v;
+            v["stream_options"]["include_usage"] = Value::Bool(true);
+            serde_json::to_vec(&v).ok()
+        }
+        // `stream_options: null` or another shape: leave it to the provider to judge.
+        Some(_) => None,
+    }
+}
+
 /// Chat Completions (and Completions) SSE: `data: {chunk}` events, then `data: [DONE]`.
 #[derive(Debug, Default)]
 struct ChatStream {
@@ -503,6 +538,9 @@ impl StreamDecoder for ChatStream {
                 Some(string_of(&chunk, "message").unwrap_or_else(|| "unknown error".into()));
         }
         if let Some(choices) = chunk.get("choices").and_then(Value::as_array) {
+            if choices.is_empty() && chunk.get("usage").is_some_and(Value::is_object) {
+                return Outcome::UsageOnly;
+            }
             for (position, choice) in choices.iter().enumerate() {
                 let index = u64_of(choice, "index").unwrap_or(position as u64);
                 let slot = self.acc.choices.entry(index).or_default();
@@ -517,5 +555,20 @@ impl StreamDecoder for ChatStream {
 
     fn finish(self: Box<Self>) -> ExchangeResponse {
         self.acc.finish()
+    }
+
+    fn output_len(&self) -> usize {
+        self.acc
+            .choices
+            .values()
+            .map(|c| {
+                c.text.len()
+                    + c.reasoning.len()
+                    + c.tool_calls
+                        .iter()
+                        .map(|t| t.name.len() + t.arguments.len())
+                        .sum::<usize>()
+            })
+            .sum()
     }
 }

@@ -505,4 +505,18 @@ impl StreamDecoder for ResponsesStream {
     fn finish(self: Box<Self>) -> ExchangeResponse {
         self.out.finish()
     }
+
+    fn output_len(&self) -> usize {
+        self.out
+            .items
+            .values()
+            .map(|i| {
+                i.text.len()
+                    + i.reasoning.len()
+                    + i.call
+                        .as_ref()
+                        .map_or(0, |t| t.name.len() + t.arguments.len())
+            })
+            .sum()
+    }
 }

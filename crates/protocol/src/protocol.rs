@@ -37,6 +37,9 @@ pub(crate) enum Outcome {
     Terminal,
     /// Not decodable; skipped.
     Malformed,
+    /// Decoded: a chunk that carries only usage (OpenAI's `stream_options.include_usage` chunk,
+    /// `choices: []`), which the gateway may hide when it asked for usage itself.
+    UsageOnly,
 }
 
 /// Reassembles a response from the events of one stream.
@@ -49,6 +52,10 @@ pub(crate) trait StreamDecoder: Send + Sync {
 
     /// The response assembled from every event so far.
     fn finish(self: Box<Self>) -> ExchangeResponse;
+
+    /// Bytes of output (text, reasoning, tool-call names and arguments) decoded so far: what a
+    /// gateway prices a stream's running cost by before the provider reports usage.
+    fn output_len(&self) -> usize;
 }
 
 /// The protocol implementation for a route.

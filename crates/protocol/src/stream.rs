@@ -65,6 +65,10 @@ pub struct StreamInspector {
     terminal: bool,
     /// Absolute offset where the terminal event starts, once seen.
     terminal_start: Option<u64>,
+    /// Whether a usage-only chunk is to be hidden from the client.
+    hide_usage: bool,
+    /// Where the usage-only chunk being hidden starts.
+    hidden_start: Option<u64>,
 }
 
 impl std::fmt::Debug for StreamInspector {
@@ -95,7 +99,23 @@ impl StreamInspector {
             malformed: 0,
             terminal: false,
             terminal_start: None,
+            hide_usage: false,
+            hidden_start: None,
         }
+    }
+
+    /// Holds back a usage-only chunk (OpenAI's `include_usage` chunk) so the gateway can drop it:
+    /// [`StreamInspector::release`] stops at its start, and [`StreamInspector::hidden_len`] says
+    /// how many bytes from there belong to it. Used when the gateway asked for usage the client
+    /// did not. If any other event follows it before the terminal event, nothing is hidden.
+    pub fn hide_usage_chunk(&mut self) {
+        self.hide_usage = true;
+    }
+
+    /// Bytes from the release point that make up the hidden usage chunk (up to the terminal
+    /// event), once the terminal event has been seen.
+    pub fn hidden_len(&self) -> Option<u64> {
+        Some(self.terminal_start? - self.hidden_start?)
     }
 
     /// Feeds the next chunk exactly as received. Never panics: malformed events are counted
@@ -115,6 +135,8 @@ impl StreamInspector {
             malformed,
             terminal,
             terminal_start,
+            hide_usage,
+            hidden_start,
             ..
         } = self;
         let mut on_terminal = |start: u64, progress: &mut Progress| {
@@ -130,7 +152,17 @@ impl StreamInspector {
         };
         splitter.push(chunk, &mut |frame| match frame {
             Frame::Event { start, name, data } => match decoder.event(name, data) {
-                Outcome::Event => progress.events += 1,
+                Outcome::Event => {
+                    progress.events += 1;
+                    // Something followed the usage chunk: it was not the last, so show it.
+                    *hidden_start = None;
+                }
+                Outcome::UsageOnly => {
+                    progress.events += 1;
+                    if *hide_usage && hidden_start.is_none() {
+                        *hidden_start = Some(start);
+                    }
+                }
                 Outcome::Terminal => {
                     progress.events += 1;
                     // A streamed array ends at its `]`; a finish reason inside it is not the end.
@@ -168,8 +200,14 @@ impl StreamInspector {
     pub fn release(&self) -> Release {
         if let Some(start) = self.terminal_start {
             return Release {
-                upto: start,
+                upto: self.hidden_start.map_or(start, |h| h.min(start)),
                 terminal: true,
+            };
+        }
+        if let Some(h) = self.hidden_start {
+            return Release {
+                upto: h,
+                terminal: false,
             };
         }
         let upto = match &self.splitter {
@@ -181,6 +219,13 @@ impl StreamInspector {
             upto,
             terminal: false,
         }
+    }
+
+    /// Bytes of output (text, reasoning, tool calls) decoded so far, to estimate a stream's
+    /// running cost before the provider reports usage (about 4 bytes per token). A JSON
+    /// document ([`Framing::Json`]) reports 0 until its end.
+    pub fn output_len(&self) -> usize {
+        self.decoder.output_len()
     }
 
     /// Events that could not be decoded and were skipped so far.

@@ -538,8 +538,10 @@ async fn buffer_mode_holds_whole_streams_and_puts_the_receipt_in_headers() {
         serde_json::Value::Null,
         "no request entry in buffer mode"
     );
-    // The buffered stream was still decoded as a stream (no usage without include_usage).
     assert_eq!(entry["finish_reason"], "stop");
+    // Warden asked for usage the client did not: the entry has it, the client's body does not.
+    assert!(entry["usage"]["input_tokens"].as_u64().is_some(), "{entry}");
+    assert!(!text.contains("prompt_tokens"), "{text}");
     assert!(
         verify_offline(&gw.data_dir, &receipt, index)
             .status

@@ -74,7 +74,9 @@ pub fn build(
     let cleared = warden_state::Store::clear_reservations(&store)
         .context("cannot clear budget reservations left by an earlier run")?;
     if cleared > 0 {
-        tracing::info!("released {cleared} budget reservations left by an earlier run");
+        tracing::info!(
+            "released budget reservations left by an earlier run ({cleared} budget buckets)"
+        );
     }
     let store: Arc<dyn warden_state::Store> = Arc::new(store);
     let control = crate::control::Control::new(&config, store, metrics);

@@ -268,6 +268,9 @@ pub struct Upstream {
     /// Environment variables holding the provider key injected when callers use virtual keys
     /// (`api_key_env`; the first one set wins). The key itself is never in the config.
     pub api_key_env: Vec<String>,
+    /// OpenAI streams: ask for `stream_options.include_usage` when the client did not (and hide
+    /// the extra chunk from it), so streams are priced from real usage (`stream_usage`).
+    pub stream_usage: bool,
     /// Where this upstream's URL came from (`built-in default`, `warden.toml:12`, `--upstream`, env).
     pub source: String,
 }
@@ -557,6 +560,7 @@ impl Config {
             #[serde(skip_serializing_if = "Option::is_none")]
             ca_file: Option<&'a Path>,
             api_key_env: &'a [String],
+            stream_usage: bool,
             source: &'a str,
         }
         let view = View {
@@ -587,6 +591,7 @@ impl Config {
                             default: u.default,
                             ca_file: u.ca_file.as_deref(),
                             api_key_env: &u.api_key_env,
+                            stream_usage: u.stream_usage,
                             source: &u.source,
                         },
                     )

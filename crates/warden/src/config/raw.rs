@@ -110,6 +110,7 @@ struct RawUpstream {
     default: Option<Spanned<bool>>,
     ca_file: Option<Spanned<String>>,
     api_key_env: Option<Spanned<String>>,
+    stream_usage: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,6 +372,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
             ca_file,
             ca_certs,
             api_key_env,
+            stream_usage: u.stream_usage.unwrap_or(true),
             source: format!("{file}:{}", line_of(text, u.url.span().start)),
         });
     }
@@ -398,6 +400,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
                 ca_file: None,
                 ca_certs: Vec::new(),
                 api_key_env: default_key_env(provider),
+                stream_usage: true,
                 source: "built-in default".into(),
             });
         }

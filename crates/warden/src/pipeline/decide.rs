@@ -62,6 +62,8 @@ pub struct Admission {
     pub caps: Vec<Cap>,
     /// Worst-case cost reserved, micro-USD.
     pub reserved: i64,
+    /// Reservations added while a stream ran past its first one.
+    extra: Vec<Reservation>,
     _concurrency: Vec<ConcurrencyGuard>,
 }
 
@@ -74,6 +76,67 @@ impl Admission {
     /// Input tokens estimated at admission.
     pub fn input_estimate(&self) -> u64 {
         self.input_estimate
+    }
+
+    /// Whether a stream's running cost has to be watched (a budget applies and the price is
+    /// known).
+    pub fn watches_cost(&self) -> bool {
+        self.reservation.is_some() && self.price.is_some()
+    }
+
+    /// The running cost of a stream that has produced `output_bytes` of output so far (about
+    /// 4 bytes per token), micro-USD.
+    pub fn running_micros(&self, output_bytes: usize) -> i64 {
+        self.price.map_or(0, |p| {
+            p.cost_micros(&Usage {
+                input_tokens: self.input_estimate,
+                output_tokens: (output_bytes as u64).div_ceil(4),
+                cached_input_tokens: 0,
+            })
+        })
+    }
+
+    /// Keeps a running stream covered: when its running cost passes what is reserved, reserves
+    /// more against the same caps, atomically. `Err` carries the message for the client when a
+    /// hard cap would be crossed (the stream must be cut).
+    pub fn cover(&mut self, control: &Control, running: i64) -> Result<(), String> {
+        if running <= self.reserved {
+            return Ok(());
+        }
+        // Extend in steps, so a long stream costs a handful of store calls, not one per chunk.
+        let needed = running - self.reserved;
+        let step = needed.max(self.reserved / 4).max(1_000);
+        let mut outcome = control.store.reserve(&self.caps, step, SystemTime::now());
+        let mut step = step;
+        if matches!(outcome, Ok(ReserveOutcome::Exceeded(_))) && step > needed {
+            // Near the cap: take only what this stream needs now.
+            step = needed;
+            outcome = control.store.reserve(&self.caps, step, SystemTime::now());
+        }
+        match outcome {
+            Ok(ReserveOutcome::Reserved(r)) => {
+                self.extra.push(r);
+                self.reserved += step;
+                Ok(())
+            }
+            Ok(ReserveOutcome::Exceeded(s)) => Err(format!(
+                "budget `{}` ({} {}, {}) would be exceeded: this stream has cost about {} so far and {} of {} was already spent or reserved; the stream was stopped",
+                s.name,
+                s.scope.name(),
+                if s.subject.is_empty() {
+                    "all"
+                } else {
+                    &s.subject
+                },
+                s.bucket,
+                usd(running),
+                usd(s.spent_micros + s.reserved_micros),
+                usd(s.limit_micros)
+            )),
+            Err(e) => Err(format!(
+                "Warden cannot reach its state store to keep this stream within its budget, so it stopped it: {e}"
+            )),
+        }
     }
 }
 
@@ -396,8 +459,10 @@ pub fn settle(
         model: flight.model().map(str::to_string),
     };
     let mut reservation = None;
+    let mut extra = Vec::new();
     if let Some(mut a) = admission {
         reservation = a.reservation.take();
+        extra = std::mem::take(&mut a.extra);
         let now = Instant::now();
         let total = usage.input_tokens + usage.cached_input_tokens + usage.output_tokens;
         for (bucket, rate) in &a.tpm {
@@ -426,6 +491,12 @@ pub fn settle(
             }
         }
         Err(e) => tracing::error!("cannot settle spend in the state store: {e}"),
+    }
+    // Released only after the real cost is in: until then the cap counts both.
+    for r in extra {
+        if let Err(e) = control.store.release(r) {
+            tracing::error!("cannot release a stream's extra budget reservation: {e}");
+        }
     }
     upstream_answered.then_some(Cost { micros, estimated })
 }

@@ -49,6 +49,8 @@ pub struct StreamBody {
     cut: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
     /// The error event that ends a cut stream, sent once the cut is recorded.
     cut_event: Option<Bytes>,
+    /// Bytes at the start of `held` that are the hidden usage chunk (dropped, never sent).
+    hidden_len: usize,
     framing: Framing,
     provider: Provider,
     idle_timeout: Duration,
@@ -71,15 +73,20 @@ impl StreamBody {
             .tracked
             .as_ref()
             .map(|t| Box::pin(t.signal.notified()));
+        let mut inspector = StreamInspector::new(&flight.target.route, framing);
+        if flight.hide_usage {
+            inspector.hide_usage_chunk();
+        }
         StreamBody {
             inner: Some(inner),
             cut,
             cut_event: None,
+            hidden_len: 0,
             framing,
             provider: flight.target.route.provider,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            inspector: Some(StreamInspector::new(&flight.target.route, framing)),
+            inspector: Some(inspector),
             hasher: Sha256::new(),
             pushed: 0,
             released: 0,
@@ -92,6 +99,11 @@ impl StreamBody {
     /// Hands the exchange to the recorder; returns the commit, or `None` if already done.
     fn record(&mut self, outcome: Outcome) -> Option<Commit> {
         let mut flight = self.flight.take()?;
+        self.hidden_len = self
+            .inspector
+            .as_ref()
+            .and_then(StreamInspector::hidden_len)
+            .map_or(0, |n| usize::try_from(n).expect("held bytes fit in memory"));
         let response = self.inspector.take().map(StreamInspector::finish);
         let digest = BodyDigest::finish(std::mem::take(&mut self.hasher), self.pushed);
         flight.permit.take();
@@ -105,6 +117,19 @@ impl StreamBody {
         let inspector = self.inspector.as_mut()?;
         inspector.push(&data);
         let upto = inspector.release().upto;
+        let output = inspector.output_len();
+        if let Some(f) = self.flight.as_mut()
+            && let Some(a) = f.admission.as_mut()
+            && a.watches_cost()
+        {
+            let running = a.running_micros(output);
+            if let Err(message) = a.cover(&f.control, running)
+                && let Some(t) = &f.tracked
+            {
+                // Cut through the same path as a kill; the body polls the signal next.
+                t.signal.cut(crate::control::Cut::Budget(message));
+            }
+        }
         let n = usize::try_from(upto - self.released).expect("held bytes fit in memory");
         self.released = upto;
         if self.held.is_empty() && n == data.len() {
@@ -116,7 +141,9 @@ impl StreamBody {
 
     /// The bytes that end the stream once the record is durable.
     fn trailer(&mut self, committed: Result<Option<Receipt>, AuditError>) -> Bytes {
-        let held = std::mem::take(&mut self.held);
+        let mut held = std::mem::take(&mut self.held);
+        // The usage chunk Warden asked for itself is not the client's to see.
+        let _ = held.split_to(self.hidden_len.min(held.len()));
         if let (Some(event), Ok(_)) = (self.cut_event.take(), &committed) {
             // A partial event in `held` is dropped: the error event must start on a boundary.
             return event;

@@ -187,6 +187,9 @@ pub struct Flight {
     pub tracked: Option<FlightGuard>,
     /// Upstream time, once the response ended.
     pub upstream_time: Option<std::time::Duration>,
+    /// Warden asked the upstream for stream usage the client did not ask for, so the extra
+    /// usage chunk is hidden from the client.
+    pub hide_usage: bool,
 }
 
 impl Flight {
@@ -324,6 +327,7 @@ pub async fn handle(
         admission: None,
         tracked: None,
         upstream_time: None,
+        hide_usage: false,
         target,
         identity: Identity::default(),
         method,
@@ -380,7 +384,7 @@ async fn exchange(
     );
 
     let (parts, body) = req.into_parts();
-    let body = read_body(&parts.headers, body, limits.max_request_bytes).await?;
+    let mut body = read_body(&parts.headers, body, limits.max_request_bytes).await?;
     if flight.target.route.operation.has_body() {
         let parsed = parse_request(&flight.target.route, &body).map_err(|e| {
             GatewayError::invalid_request(format!(
@@ -393,6 +397,20 @@ async fn exchange(
     flight.request_digest = Some(BodyDigest::of(&body));
     let stream_requested = flight.request.as_ref().is_some_and(|r| r.stream);
     decide::decide(&gw.control, flight, &parts.headers, body.len())?;
+    // A stream is priced from its usage, which OpenAI sends only when asked.
+    if stream_requested
+        && flight.target.upstream.stream_usage
+        && flight.target.route.provider == warden_protocol::Provider::OpenAi
+        && matches!(
+            flight.target.route.operation,
+            warden_protocol::Operation::ChatCompletions | warden_protocol::Operation::Completions
+        )
+        && let Some(rewritten) = warden_protocol::request_stream_usage(&body)
+    {
+        body = Bytes::from(rewritten);
+        flight.request_digest = Some(BodyDigest::of(&body));
+        flight.hide_usage = true;
+    }
 
     // A live stream shows the client output before its completion is recorded, so the request
     // itself is recorded first: a crash mid-stream still leaves who asked what.
@@ -449,14 +467,15 @@ async fn exchange(
     .await?;
     flight.upstream_time = flight.started.map(|s| s.elapsed());
     let response = parse_response(&flight.target.route, &bytes).ok();
+    let response_digest = BodyDigest::of(&bytes);
+    let bytes = if flight.hide_usage && framing.is_stream() {
+        strip_usage_chunk(&flight.target.route, framing, bytes)
+    } else {
+        bytes
+    };
     let cost = decide::settle(&gw.control, flight, response.as_ref());
     flight.observe(&Outcome::Completed, response.as_ref(), cost.as_ref());
-    let rec = flight.record(
-        Outcome::Completed,
-        response,
-        Some(BodyDigest::of(&bytes)),
-        cost,
-    );
+    let rec = flight.record(Outcome::Completed, response, Some(response_digest), cost);
     let receipt = gw.recorder.commit(rec).await.map_err(|e| {
         gw.recorder.fail(&e);
         GatewayError::audit_unavailable(e.to_string())
@@ -465,6 +484,21 @@ async fn exchange(
     head.headers.remove(header::CONTENT_LENGTH);
     release::receipt_headers(&mut head.headers, receipt.as_ref());
     Ok(Released::Buffered(Response::from_parts(head, full(bytes))))
+}
+
+/// A whole (buffered) stream without the usage chunk Warden asked for on the client's behalf.
+fn strip_usage_chunk(route: &warden_protocol::Route, framing: Framing, bytes: Bytes) -> Bytes {
+    let mut inspector = warden_protocol::StreamInspector::new(route, framing);
+    inspector.hide_usage_chunk();
+    inspector.push(&bytes);
+    let (Some(len), start) = (inspector.hidden_len(), inspector.release().upto) else {
+        return bytes;
+    };
+    let (start, len) = (start as usize, len as usize);
+    let mut out = Vec::with_capacity(bytes.len() - len);
+    out.extend_from_slice(&bytes[..start]);
+    out.extend_from_slice(&bytes[start + len..]);
+    Bytes::from(out)
 }
 
 /// `x-warden-budget-warning` for every soft cap the request crossed.
