@@ -28,6 +28,23 @@ pub struct Args {
     pub verbose: bool,
 }
 
+/// The demo's policy: one rule, one budget (the kill is set through the control plane).
+const DEMO_POLICY: &str = r#"
+[[rules]]
+name = "interns-use-small-models"
+action = "deny"
+reason = "interns use gpt-4o-mini"
+match.agent = "intern-*"
+match.model = "gpt-4o"
+
+[[budgets]]
+name = "batch-daily"
+per = "agent"
+id = "batch-job"
+limit_usd = 0.01
+period = "day"
+"#;
+
 struct Scenario {
     title: &'static str,
     method: Method,
@@ -144,6 +161,27 @@ fn scenarios() -> Vec<Scenario> {
             body: r#"{"model":"claude-sonnet-4-5","messages":["#.into(),
         },
         Scenario {
+            title: "Policy rule: interns may not use gpt-4o (denied)",
+            method: Method::POST,
+            path: "/v1/chat/completions",
+            headers: with(openai.clone(), ("x-warden-agent", "intern-bot")),
+            body: r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Summarise the quarter."}]}"#.into(),
+        },
+        Scenario {
+            title: "USD budget: worst case over the agent's $0.01/day cap (refused)",
+            method: Method::POST,
+            path: "/v1/chat/completions",
+            headers: with(openai.clone(), ("x-warden-agent", "batch-job")),
+            body: r#"{"model":"gpt-4o","max_tokens":4000,"messages":[{"role":"user","content":"Write the annual report."}]}"#.into(),
+        },
+        Scenario {
+            title: "Kill switch: agent rogue-bot was stopped (refused)",
+            method: Method::POST,
+            path: "/v1/chat/completions",
+            headers: with(openai.clone(), ("x-warden-agent", "rogue-bot")),
+            body: r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Once more."}]}"#.into(),
+        },
+        Scenario {
             title: "Unknown path (refused by Warden)",
             method: Method::POST,
             path: "/v2/chat",
@@ -192,7 +230,7 @@ async fn demo() -> anyhow::Result<()> {
             .collect(),
         ..Overrides::default()
     };
-    let config = Config::from_str("", "demo", &overrides)?;
+    let config = Config::from_str(DEMO_POLICY, "demo policy", &overrides)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let ledger_dir = config.ledger_dir();
@@ -201,6 +239,13 @@ async fn demo() -> anyhow::Result<()> {
         .as_ref()
         .map(|l| l.verifier().clone())
         .context("the demo needs the audit ledger")?;
+    gw.control
+        .kill(
+            warden_state::KillTarget::Agent("rogue-bot".into()),
+            "looping on the same tool call",
+            "demo",
+        )
+        .context("the demo cannot set its kill switch")?;
     let gw = Arc::new(gw);
     let mut records = gw.recorder.subscribe();
     let server = tokio::spawn(crate::server::serve(listener, gw, stopped(stop_rx)));
@@ -367,7 +412,7 @@ fn print_rows(rows: &[Row]) {
                 refused += 1;
                 println!(
                     "    {status} {code}: refused by Warden: {}",
-                    excerpt(message, 100)
+                    excerpt(message, 160)
                 );
                 continue;
             }

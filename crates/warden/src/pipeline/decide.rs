@@ -378,7 +378,7 @@ pub fn decide(
             ReserveOutcome::Exceeded(status) => {
                 flight.verdict.action = "budget_exceeded";
                 let msg = format!(
-                    "budget `{}` ({} {}, {}) is spent: {} of {} used{}; this request could cost up to {}",
+                    "budget `{}` ({} {}, {}): {} spent of {}{}, and this request could cost up to {} (input plus max_tokens at list price), which would cross it",
                     status.name,
                     status.scope.name(),
                     if status.subject.is_empty() {

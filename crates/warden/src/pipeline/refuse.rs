@@ -152,13 +152,13 @@ impl GatewayError {
             ErrorKind::Killed,
             Source::Client,
             format!(
-                "{} was stopped by the Warden kill switch ({} by {}): {}; an operator lifts it with `warden unkill {}`",
+                "{} was stopped by the Warden kill switch: {} (by {} at {}); an operator lifts it with `warden unkill {}`",
                 kill.target,
+                kill.reason,
+                kill.actor,
                 super::entry::rfc3339(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(kill.at)
                 ),
-                kill.actor,
-                kill.reason,
                 crate::control::unkill_flags(&kill.target),
             ),
         )
