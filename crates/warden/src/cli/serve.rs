@@ -88,6 +88,9 @@ pub fn build(
             config.data_dir.display()
         );
     }
+    for lint in config.policy.lints() {
+        tracing::warn!("policy: {lint}");
+    }
     let token_file = config.admin_token_file();
     let token = crate::admin::load_or_create_token(&token_file).with_context(|| {
         format!(
