@@ -1,7 +1,9 @@
 -- wrk script: POST a small OpenAI chat completion and print a JSON summary line at the end.
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
-wrk.headers["authorization"] = "Bearer sk-bench"
+local key = os.getenv("WARDEN_BENCH_KEY")
+if not key or key == "" then key = "sk-bench" end
+wrk.headers["authorization"] = "Bearer " .. key
 wrk.body = os.getenv("WARDEN_BENCH_BODY") or
   '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in five words."}]}'
 local scenario = os.getenv("WARDEN_BENCH_SCENARIO")

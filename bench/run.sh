@@ -2,7 +2,10 @@
 # Gateway overhead benchmark: the same load against the mock provider directly and through
 # `warden serve`, alternating A/B several times, medians reported. See bench/README.md.
 #
-#   bench/run.sh [--duration SECS] [--rounds N] [--stream] [--conns "1 64 512"] [--no-ledger]
+#   bench/run.sh [--duration SECS] [--rounds N] [--stream] [--conns "1 64 512"] [--no-ledger] [--governed]
+#
+# --governed: every request carries a virtual key, is judged against 50 policy rules (the last
+# one matches, with a per-agent rate limit) and reserves/settles against a USD budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,10 +16,12 @@ BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in 
 LABEL="openai chat, buffered"
 CONNS="1 64"
 LEDGER=on
+GOVERNED=off
 while [ $# -gt 0 ]; do
   case "$1" in
     --conns) CONNS="$2"; shift 2 ;;
     --no-ledger) LEDGER=off; shift ;;
+    --governed) GOVERNED=on; shift ;;
     --duration) DURATION="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --stream)
@@ -45,17 +50,28 @@ for _ in $(seq 100); do grep -q listening "$WORK/mock.out" 2>/dev/null && break;
 MOCK=$(sed -n 's/.*http:\/\///p' "$WORK/mock.out" | head -1)
 
 CONFIG_ARGS=()
+: >"$WORK/warden.toml"
 if [ "$LEDGER" = off ]; then
-  printf '[audit]\nenabled = false\n' >"$WORK/warden.toml"
-  CONFIG_ARGS=(--config "$WORK/warden.toml")
+  printf '[audit]\nenabled = false\n' >>"$WORK/warden.toml"
 fi
+WARDEN_BENCH_KEY=""
+if [ "$GOVERNED" = on ]; then
+  for i in $(seq 49); do
+    printf '[[rules]]\nname = "deny-%s"\naction = "deny"\nmatch.agent = "nobody-%s"\n\n' "$i" "$i" >>"$WORK/warden.toml"
+  done
+  printf '[[rules]]\nname = "bench-agents"\naction = "allow"\nmatch.agent = "bench*"\n[rules.limits]\nper = "agent"\nrpm = 100000000\n\n' >>"$WORK/warden.toml"
+  printf '[[budgets]]\nname = "bench-daily"\nper = "agent"\nlimit_usd = 1000000\nperiod = "day"\n' >>"$WORK/warden.toml"
+  WARDEN_BENCH_KEY=$("$BIN" keys create --agent bench-agent --data-dir "$WORK/data" --config "$WORK/warden.toml" 2>/dev/null | head -1)
+  LABEL="$LABEL, governed (virtual key, 50 rules, rate limit, budget)"
+fi
+CONFIG_ARGS=(--config "$WORK/warden.toml")
 RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" "${CONFIG_ARGS[@]}" \
   --upstream "openai=http://$MOCK" 2>"$WORK/gw.log" &
 GW_PID=$!
 for _ in $(seq 200); do [ -f "$WORK/data/gateway.json" ] && break; sleep 0.05; done
 GW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["listen"])' "$WORK/data/gateway.json")
 
-export WARDEN_BENCH_BODY="$BODY" WARDEN_BENCH_SCENARIO="$SCENARIO"
+export WARDEN_BENCH_BODY="$BODY" WARDEN_BENCH_SCENARIO="$SCENARIO" WARDEN_BENCH_KEY
 run_wrk() { # addr conns -> one JSON line
   local threads=$(( $2 < 2 ? 1 : 2 ))
   wrk -t"$threads" -c"$2" -d"${DURATION}s" -s bench/chat.lua "http://$1/v1/chat/completions" \

@@ -229,7 +229,14 @@ async fn metrics(State(s): State<AdminState>) -> AxumResponse {
     resp
 }
 
+/// Spend reads wait for queued settlements, so a status taken after a request sees its cost.
+async fn settled(control: &Arc<Control>) {
+    let c = control.clone();
+    let _ = tokio::task::spawn_blocking(move || c.flush()).await;
+}
+
 async fn status(State(s): State<AdminState>) -> AxumResponse {
+    settled(&s.control).await;
     let config = s.config.read().expect("config lock").clone();
     let c = &s.control;
     let ledger = s.recorder.ledger().map(
@@ -282,6 +289,7 @@ struct SpendQuery {
 }
 
 async fn spend(State(s): State<AdminState>, Query(q): Query<SpendQuery>) -> AxumResponse {
+    settled(&s.control).await;
     let scope = match q.scope.as_deref().map(|v| (v, Scope::parse(v))) {
         None => None,
         Some((_, Some(sc))) => Some(sc),
@@ -317,6 +325,7 @@ async fn spend(State(s): State<AdminState>, Query(q): Query<SpendQuery>) -> Axum
 }
 
 async fn sessions(State(s): State<AdminState>, Query(q): Query<SpendQuery>) -> AxumResponse {
+    settled(&s.control).await;
     let filter = SpendFilter {
         scope: Some(Scope::Session),
         subject: q.subject,

@@ -99,8 +99,73 @@ impl Drop for ConcurrencyGuard {
     }
 }
 
+/// One exchange's spend to settle, off the request path.
+pub struct Settlement {
+    /// The budget reservation made at admission, if any.
+    pub reservation: Option<warden_state::Reservation>,
+    /// Reservations added while a stream ran.
+    pub extra: Vec<warden_state::Reservation>,
+    /// Who spent it.
+    pub subjects: Subjects,
+    /// What it cost.
+    pub charge: warden_state::Charge,
+    /// When it ended.
+    pub at: std::time::SystemTime,
+}
+
+enum SettleMsg {
+    Settle(Box<Settlement>),
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Settles spend on its own thread: a settlement only lowers what is reserved to what was
+/// spent, so doing it a moment later never lets a cap be crossed (the reservation holds the
+/// worst case until then), and the request path does no store write for it.
+fn settler(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::sync::mpsc::Sender<SettleMsg> {
+    let (tx, rx) = std::sync::mpsc::channel::<SettleMsg>();
+    let spawned = std::thread::Builder::new()
+        .name("warden-settler".into())
+        .spawn(move || {
+            for msg in rx {
+                match msg {
+                    SettleMsg::Settle(s) => settle_now(store.as_ref(), &metrics, *s),
+                    SettleMsg::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the settler thread: {e}");
+    }
+    tx
+}
+
+fn settle_now(store: &dyn Store, metrics: &Metrics, s: Settlement) {
+    match store.settle(s.reservation, &s.subjects, &s.charge, s.at) {
+        Ok(statuses) => {
+            for c in statuses {
+                metrics.budget_remaining(
+                    &c.name,
+                    c.scope.name(),
+                    &c.subject,
+                    (c.limit_micros - c.spent_micros) as f64 / 1e6,
+                );
+            }
+        }
+        Err(e) => tracing::error!("cannot settle spend in the state store: {e}"),
+    }
+    // Released only after the real cost is in: until then the cap counts both.
+    for r in s.extra {
+        if let Err(e) = store.release(r) {
+            tracing::error!("cannot release a stream's extra budget reservation: {e}");
+        }
+    }
+}
+
 /// Shared governance state (see the module doc).
 pub struct Control {
+    settle_tx: Mutex<std::sync::mpsc::Sender<SettleMsg>>,
     /// Keys, spend, kills and rate state.
     pub store: Arc<dyn Store>,
     policy: RwLock<Arc<PolicyConfig>>,
@@ -121,6 +186,7 @@ impl Control {
     pub fn new(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<Control> {
         let has_keys = store.has_keys().unwrap_or(true);
         let control = Control {
+            settle_tx: Mutex::new(settler(store.clone(), metrics.clone())),
             store,
             policy: RwLock::new(Arc::new(config.policy.clone())),
             auth: RwLock::new(config.auth),
@@ -136,6 +202,32 @@ impl Control {
             control.metrics.set_kills_active(kills.len() as i64);
         }
         Arc::new(control)
+    }
+
+    /// Queues an exchange's spend for the settler thread.
+    pub fn settle(&self, s: Settlement) {
+        let tx = self.settle_tx.lock().expect("settler lock");
+        if let Err(std::sync::mpsc::SendError(SettleMsg::Settle(s))) =
+            tx.send(SettleMsg::Settle(Box::new(s)))
+        {
+            // The thread is gone: settle here rather than lose spend.
+            drop(tx);
+            settle_now(self.store.as_ref(), &self.metrics, *s);
+        }
+    }
+
+    /// Waits until every queued settlement is in the store (status reads, shutdown).
+    pub fn flush(&self) {
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        let sent = self
+            .settle_tx
+            .lock()
+            .expect("settler lock")
+            .send(SettleMsg::Flush(done_tx))
+            .is_ok();
+        if sent {
+            let _ = done_rx.recv_timeout(Duration::from_secs(10));
+        }
     }
 
     /// The policy in force now.

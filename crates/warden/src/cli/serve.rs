@@ -237,6 +237,8 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
             Err(_) => result = Err(anyhow::anyhow!("a worker thread panicked")),
         }
     }
+    // Spend still queued for the store goes in before the process ends.
+    gw.control.flush();
     drop(anchor);
     let _ = std::fs::remove_file(data_dir.join("gateway.json"));
     result.context("the gateway stopped with an error")

@@ -476,28 +476,13 @@ pub fn settle(
     if !upstream_answered && reservation.is_none() {
         return None;
     }
-    match control
-        .store
-        .settle(reservation, &subjects(flight), &charge, SystemTime::now())
-    {
-        Ok(statuses) => {
-            for s in statuses {
-                control.metrics.budget_remaining(
-                    &s.name,
-                    s.scope.name(),
-                    &s.subject,
-                    (s.limit_micros - s.spent_micros) as f64 / 1e6,
-                );
-            }
-        }
-        Err(e) => tracing::error!("cannot settle spend in the state store: {e}"),
-    }
-    // Released only after the real cost is in: until then the cap counts both.
-    for r in extra {
-        if let Err(e) = control.store.release(r) {
-            tracing::error!("cannot release a stream's extra budget reservation: {e}");
-        }
-    }
+    control.settle(crate::control::Settlement {
+        reservation,
+        extra,
+        subjects: subjects(flight),
+        charge,
+        at: SystemTime::now(),
+    });
     upstream_answered.then_some(Cost { micros, estimated })
 }
 

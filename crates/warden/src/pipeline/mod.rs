@@ -190,6 +190,8 @@ pub struct Flight {
     /// Warden asked the upstream for stream usage the client did not ask for, so the extra
     /// usage chunk is hidden from the client.
     pub hide_usage: bool,
+    /// Counts this exchange in `warden_inflight_requests` until it ends.
+    _inflight: crate::metrics::InflightGuard,
 }
 
 impl Flight {
@@ -328,6 +330,7 @@ pub async fn handle(
         tracked: None,
         upstream_time: None,
         hide_usage: false,
+        _inflight: gw.control.metrics.inflight(),
         target,
         identity: Identity::default(),
         method,
