@@ -143,13 +143,13 @@ impl BudgetSpec {
                 "must be more than 0; to refuse all traffic, use a deny rule",
             );
         }
-        if let Some(soft) = self.soft_micros {
-            if soft <= 0 || soft >= self.limit_micros {
-                return err(
-                    "soft_usd",
-                    "must be more than 0 and less than limit_usd (it warns before the hard cap)",
-                );
-            }
+        if let Some(soft) = self.soft_micros
+            && (soft <= 0 || soft >= self.limit_micros)
+        {
+            return err(
+                "soft_usd",
+                "must be more than 0 and less than limit_usd (it warns before the hard cap)",
+            );
         }
         Ok(())
     }
