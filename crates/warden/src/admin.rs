@@ -51,6 +51,7 @@ pub struct AdminState {
     token: Arc<String>,
     reload: Option<Arc<ReloadSource>>,
     ready: Arc<AtomicBool>,
+    listen: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 impl AdminState {
@@ -70,7 +71,13 @@ impl AdminState {
             token: Arc::new(token),
             reload: reload.map(Arc::new),
             ready,
+            listen: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// The address the gateway actually listens on (the config may say port 0).
+    pub fn set_listen(&self, addr: std::net::SocketAddr) {
+        let _ = self.listen.set(addr);
     }
 
     /// Re-reads the config, validates it, and applies what can change live (rules, budgets,
@@ -262,7 +269,7 @@ async fn status(State(s): State<AdminState>) -> AxumResponse {
     let global = top(Scope::Global);
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "listen": config.listen.to_string(),
+        "listen": s.listen.get().copied().unwrap_or(config.listen).to_string(),
         "uptime_s": c.started.elapsed().as_secs(),
         "ready": s.ready.load(Ordering::Relaxed),
         "auth": {"mode": config.auth, "keys_required": c.keys_required(), "active_keys": active_keys, "keys": keys.len()},

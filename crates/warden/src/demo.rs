@@ -246,6 +246,7 @@ async fn demo() -> anyhow::Result<()> {
             "demo",
         )
         .context("the demo cannot set its kill switch")?;
+    gw.admin.set_listen(addr);
     let gw = Arc::new(gw);
     let mut records = gw.recorder.subscribe();
     let server = tokio::spawn(crate::server::serve(listener, gw, stopped(stop_rx)));

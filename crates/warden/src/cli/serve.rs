@@ -193,6 +193,23 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
             .context("cannot start a worker thread")?;
         threads.push(thread);
     }
+    // SIGHUP (reload) is caught from before gateway.json announces the gateway: a reload sent
+    // right after start must not hit the default action, which ends the process.
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal runtime")?;
+    let mut hup = {
+        let _runtime = signals.enter();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP (config reload): {e}");
+                None
+            }
+        }
+    };
+    gw.admin.set_listen(addr);
     server::write_gateway_info(&data_dir, addr)
         .with_context(|| format!("cannot write {}/gateway.json", data_dir.display()))?;
     tracing::info!(
@@ -201,21 +218,10 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
         data_dir.display()
     );
 
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal runtime")?;
     let admin = gw.admin.clone();
     signals.block_on(async move {
         let stop = server::shutdown_signal();
         tokio::pin!(stop);
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGHUP (config reload): {e}");
-                None
-            }
-        };
         loop {
             tokio::select! {
                 _ = &mut stop => break,

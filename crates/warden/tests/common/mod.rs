@@ -240,3 +240,53 @@ pub fn dead_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// Starts `warden serve --listen 127.0.0.1:0 --data-dir DIR` with every provider pointed at
+/// `upstream`, plus `extra` args, on a data dir the caller chose (e.g. one prepared offline by
+/// the CLI). A `gateway.json` left by an earlier run in `dir` is removed first.
+pub fn gateway_in(dir: &Path, upstream: &str, extra: &[&str]) -> Proc {
+    let info = dir.join("gateway.json");
+    let _ = std::fs::remove_file(&info);
+    let log = dir.join("serve-stderr.log");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir);
+    for p in ["openai", "anthropic", "gemini", "ollama"] {
+        cmd.arg("--upstream").arg(format!("{p}={upstream}"));
+    }
+    let child = cmd
+        .args(extra)
+        .current_dir(dir)
+        .env_remove("WARDEN_LISTEN")
+        .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_ADMIN_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawn warden serve");
+    let mut p = Proc {
+        child,
+        addr: "127.0.0.1:1".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&info)
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            p.addr = v["listen"].as_str().unwrap().parse().unwrap();
+            return p;
+        }
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!("warden serve exited with {status}: {}", p.log_text());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not start: {}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
