@@ -661,3 +661,83 @@ output_per_mtok = 10
     );
     assert!(message.contains("team"), "{message}");
 }
+
+#[tokio::test]
+async fn soft_caps_warn_in_a_header_and_in_the_ledger() {
+    let mock = mock();
+    // 10 micro-USD a token; each request reserves about 30 tokens and spends 21 (210 µ$), so
+    // the $0.0005 soft cap is passed on the second or third request, well before the $1 cap.
+    let gw = gateway_with_config(
+        &mock.url(),
+        r#"
+[[budgets]]
+name = "team"
+per = "tenant"
+limit_usd = 1
+soft_usd = 0.0005
+period = "month"
+
+[[pricing.models]]
+provider = "openai"
+model = "pricey-1"
+input_per_mtok = 10
+output_per_mtok = 10
+"#,
+    );
+    let body = r#"{"model":"pricey-1","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}"#;
+    let scenario = r#"{"text":"ok","usage":{"input":20,"output":1}}"#;
+    let headers = [("x-warden-tenant", "t1"), ("x-mock-scenario", scenario)];
+    let first = chat(&gw, &headers, body).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.headers.get("x-warden-budget-warning").is_none());
+    let mut warned = None;
+    for _ in 0..10 {
+        let r = chat(&gw, &headers, body).await;
+        assert_eq!(r.status, 200, "the soft cap never refuses: {}", r.text());
+        if let Some(w) = r.headers.get("x-warden-budget-warning") {
+            warned = Some((w.to_str().unwrap().to_string(), r.entry_index()));
+            break;
+        }
+    }
+    let (warning, index) = warned.expect("no x-warden-budget-warning after passing the soft cap");
+    assert!(
+        warning.contains("team") && warning.contains("soft cap"),
+        "{warning}"
+    );
+    let entries = ledger(&gw.data_dir);
+    let entry = entries
+        .iter()
+        .find(|e| e["index"] == index)
+        .expect("the warned exchange is in the ledger");
+    assert_eq!(
+        entry["decision"]["budget_warnings"][0],
+        warning.as_str(),
+        "{entry}"
+    );
+}
+
+#[test]
+fn a_gateway_beyond_loopback_without_virtual_keys_refuses_to_start() {
+    let dir = common::temp_dir("remote");
+    // The check runs before the gateway binds, so this never listens beyond loopback.
+    let out = Command::new(common::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--allow-remote",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .current_dir(&dir)
+        .env_remove("WARDEN_AUTH_MODE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("beyond loopback") && err.contains("warden keys create"),
+        "{err}"
+    );
+    assert!(!dir.join("gateway.json").exists());
+}

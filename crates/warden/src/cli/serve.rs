@@ -127,12 +127,6 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
         )
     })?;
     let workers = config.worker_threads();
-    let (listeners, addr) = server::bind(config.listen, workers).with_context(|| {
-        format!(
-            "cannot listen on {}; is another gateway running there? Pick another address with --listen",
-            config.listen
-        )
-    })?;
     let data_dir = config.data_dir.clone();
     for u in &config.upstreams {
         tracing::info!(
@@ -152,7 +146,14 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
         file: args.config.clone(),
         overrides: overrides.clone(),
     };
+    // Built before binding: a gateway that must not start (remote without auth) never listens.
     let (gw, ledger) = build(config, Some(reload))?;
+    let (listeners, addr) = server::bind(gw.config.listen, workers).with_context(|| {
+        format!(
+            "cannot listen on {}; is another gateway running there? Pick another address with --listen",
+            gw.config.listen
+        )
+    })?;
     let anchor = crate::audit::Anchor::start(&gw.config, ledger.as_ref());
     let effective = gw.config.render();
     let mut details = serde_json::Map::new();
