@@ -592,6 +592,19 @@ pub enum RateOutcome {
     },
 }
 
+/// One exchange's settlement, for [`Store::settle_batch`].
+#[derive(Debug)]
+pub struct Settlement {
+    /// The reservation made at admission, if any.
+    pub reservation: Option<Reservation>,
+    /// Who spent it.
+    pub subjects: Subjects,
+    /// What it cost.
+    pub charge: Charge,
+    /// When it ended.
+    pub at: SystemTime,
+}
+
 /// Warden's state: keys, kills, spend and rate limits.
 ///
 /// Implementations are shared by every request thread. Every method that takes `now` uses it
@@ -654,6 +667,14 @@ pub trait Store: Send + Sync + 'static {
     /// Gives a reservation back without charging anything or counting a request (the exchange
     /// never reached the provider).
     fn release(&self, reservation: Reservation) -> Result<(), StoreError>;
+    /// [`Store::settle`] for several exchanges at once; stores that can apply them in one
+    /// transaction (one lock, one commit) should. All or nothing: on error none was applied.
+    fn settle_batch(&self, items: Vec<Settlement>) -> Result<Vec<Vec<CapStatus>>, StoreError> {
+        items
+            .into_iter()
+            .map(|s| self.settle(s.reservation, &s.subjects, &s.charge, s.at))
+            .collect()
+    }
     /// Current status of caps without reserving (admin API "budget remaining").
     fn cap_status(&self, caps: &[Cap], now: SystemTime) -> Result<Vec<CapStatus>, StoreError>;
     /// Spend rows matching the filter.

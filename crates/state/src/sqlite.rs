@@ -359,48 +359,105 @@ impl SqliteStore {
         charge: &Charge,
         now: SystemTime,
     ) -> Result<Vec<CapStatus>, Fail> {
-        if charge.micros.is_some_and(|m| m < 0) {
-            return Err(invalid("a charge cannot be negative"));
-        }
-        let last_at = unix_secs(now);
-        let (at, amount, reserved) = match reservation {
-            Some(r) => (r.at, r.amount, r.caps),
-            None => (last_at, 0, Vec::new()),
+        let item = crate::Settlement {
+            reservation,
+            subjects: subjects.clone(),
+            charge: charge.clone(),
+            at: now,
         };
+        Ok(self
+            .settle_batch_inner(vec![item])?
+            .pop()
+            .unwrap_or_default())
+    }
 
-        // Every row this exchange counts in, each once: the reserved caps' rows (which also get
-        // their reservation back) and every known subject's total/day/month rows. A cap on
-        // "agent bob per day" and agent bob's daily reporting row are the same row.
-        let mut rows: Vec<RowRef<'_>> = Vec::with_capacity(reserved.len() + 15);
-        for rc in &reserved {
-            let row = RowRef {
-                scope: rc.cap.scope,
-                subject: &rc.cap.subject,
-                period: rc.cap.period,
-                bucket: rc.bucket.clone(),
-                release: amount,
+    /// Several settlements in one transaction: one write lock and one commit for the batch.
+    fn settle_batch_inner(
+        &self,
+        items: Vec<crate::Settlement>,
+    ) -> Result<Vec<Vec<CapStatus>>, Fail> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let (rows, reserved, charge, last_at) = settle_plan(item)?;
+            out.push(settle_rows(&tx, &rows, &reserved, &charge, last_at)?);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// A spend row one settlement touches, and how much reservation it gives back.
+struct OwnedRow {
+    scope: Scope,
+    subject: String,
+    period: Period,
+    bucket: String,
+    release: Micros,
+}
+
+/// The rows one settlement touches, each once (as `settle_inner` computes them).
+#[allow(clippy::type_complexity)]
+fn settle_plan(
+    item: crate::Settlement,
+) -> Result<(Vec<OwnedRow>, Vec<ReservedCap>, Charge, u64), Fail> {
+    let crate::Settlement {
+        reservation,
+        subjects,
+        charge,
+        at: now,
+    } = item;
+    if charge.micros.is_some_and(|m| m < 0) {
+        return Err(invalid("a charge cannot be negative"));
+    }
+    let last_at = unix_secs(now);
+    let (at, amount, reserved) = match reservation {
+        Some(r) => (r.at, r.amount, r.caps),
+        None => (last_at, 0, Vec::new()),
+    };
+    let mut rows: Vec<OwnedRow> = Vec::with_capacity(reserved.len() + 15);
+    let same = |a: &OwnedRow, b: &OwnedRow| {
+        a.scope == b.scope && a.subject == b.subject && a.period == b.period && a.bucket == b.bucket
+    };
+    for rc in &reserved {
+        let row = OwnedRow {
+            scope: rc.cap.scope,
+            subject: rc.cap.subject.clone(),
+            period: rc.cap.period,
+            bucket: rc.bucket.clone(),
+            release: amount,
+        };
+        if !rows.iter().any(|r| same(r, &row)) {
+            rows.push(row);
+        }
+    }
+    for (scope, subject) in subjects.known() {
+        for period in Period::ALL {
+            let row = OwnedRow {
+                scope,
+                subject: subject.to_string(),
+                period,
+                bucket: bucket(period, at),
+                release: 0,
             };
-            if !rows.iter().any(|r| r.same_row(&row)) {
+            if !rows.iter().any(|r| same(r, &row)) {
                 rows.push(row);
             }
         }
-        for (scope, subject) in subjects.known() {
-            for period in Period::ALL {
-                let row = RowRef {
-                    scope,
-                    subject,
-                    period,
-                    bucket: bucket(period, at),
-                    release: 0,
-                };
-                if !rows.iter().any(|r| r.same_row(&row)) {
-                    rows.push(row);
-                }
-            }
-        }
+    }
+    Ok((rows, reserved, charge, last_at))
+}
 
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+/// Applies one settlement's rows inside `tx` and reads back its caps' status.
+fn settle_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[OwnedRow],
+    reserved: &[ReservedCap],
+    charge: &Charge,
+    last_at: u64,
+) -> Result<Vec<CapStatus>, Fail> {
+    {
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO spend (scope, subject, period, bucket, spent_micros, requests,
@@ -415,7 +472,7 @@ impl SqliteStore {
                      unpriced_requests = unpriced_requests + excluded.unpriced_requests,
                      last_at = max(last_at, excluded.last_at)",
             )?;
-            for row in &rows {
+            for row in rows {
                 upsert.execute(params![
                     row.scope.name(),
                     row.subject,
@@ -430,14 +487,14 @@ impl SqliteStore {
                 ])?;
             }
         }
-        let statuses = reserved
-            .iter()
-            .map(|rc| read_status(&tx, &rc.cap, &rc.bucket))
-            .collect::<Result<Vec<_>, _>>()?;
-        tx.commit()?;
-        Ok(statuses)
     }
+    reserved
+        .iter()
+        .map(|rc| read_status(tx, &rc.cap, &rc.bucket))
+        .collect::<Result<Vec<_>, _>>()
+}
 
+impl SqliteStore {
     fn release_inner(&self, reservation: Reservation) -> Result<(), Fail> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -569,24 +626,6 @@ impl SqliteStore {
         // already, and the mirror should not wait for its next check to agree.
         self.kills.apply(None, Some(target));
         Ok(removed)
-    }
-}
-
-/// A spend row one settle touches, and how much reservation it gives back.
-struct RowRef<'a> {
-    scope: Scope,
-    subject: &'a str,
-    period: Period,
-    bucket: String,
-    release: Micros,
-}
-
-impl RowRef<'_> {
-    fn same_row(&self, other: &RowRef<'_>) -> bool {
-        self.scope == other.scope
-            && self.period == other.period
-            && self.subject == other.subject
-            && self.bucket == other.bucket
     }
 }
 
@@ -844,6 +883,13 @@ impl Store for SqliteStore {
 
     fn release(&self, reservation: Reservation) -> Result<(), StoreError> {
         self.done(self.release_inner(reservation))
+    }
+
+    fn settle_batch(
+        &self,
+        items: Vec<crate::Settlement>,
+    ) -> Result<Vec<Vec<CapStatus>>, StoreError> {
+        self.done(self.settle_batch_inner(items))
     }
 
     fn cap_status(&self, caps: &[Cap], now: SystemTime) -> Result<Vec<CapStatus>, StoreError> {

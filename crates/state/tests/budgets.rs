@@ -596,3 +596,83 @@ fn spend_filters_orders_and_limits() {
     let back: Vec<SpendRow> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, all);
 }
+
+#[test]
+fn a_settled_batch_counts_exactly_like_settling_one_by_one() {
+    let one = Scratch::new("batch-one");
+    let many = Scratch::new("batch-many");
+    let (a, b) = (one.open(), many.open());
+    let caps = [cap(
+        "agent-total",
+        Scope::Agent,
+        "bot",
+        Period::Total,
+        10 * DOLLAR,
+    )];
+    let mut items = Vec::new();
+    for (i, store) in [&a, &b].into_iter().enumerate() {
+        let r1 = reserved(store.reserve(&caps, 300_000, noon()).unwrap());
+        let r2 = reserved(store.reserve(&caps, 200_000, noon()).unwrap());
+        let list = vec![
+            warden_state::Settlement {
+                reservation: Some(r1),
+                subjects: bot(),
+                charge: priced(120_000),
+                at: noon(),
+            },
+            warden_state::Settlement {
+                reservation: Some(r2),
+                subjects: bot(),
+                charge: priced(80_000),
+                at: noon(),
+            },
+            warden_state::Settlement {
+                reservation: None,
+                subjects: Subjects {
+                    agent: Some("other".into()),
+                    ..Subjects::default()
+                },
+                charge: priced(5_000),
+                at: noon(),
+            },
+        ];
+        if i == 0 {
+            for s in list {
+                store
+                    .settle(s.reservation, &s.subjects, &s.charge, s.at)
+                    .unwrap();
+            }
+        } else {
+            items = store.settle_batch(list).unwrap();
+        }
+    }
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        items[1][0].spent_micros, 200_000,
+        "statuses are read after each settlement"
+    );
+    for (scope, subject, period, bucket) in [
+        (Scope::Agent, "bot", Period::Total, "total"),
+        (Scope::Tenant, "acme", Period::Day, "2026-11-21"),
+        (Scope::Agent, "other", Period::Month, "2026-11"),
+        (Scope::Global, "", Period::Total, "total"),
+    ] {
+        let (x, y) = (
+            row(&a, scope, subject, period, bucket),
+            row(&b, scope, subject, period, bucket),
+        );
+        assert_eq!(
+            (x.spent_micros, x.reserved_micros, x.requests),
+            (y.spent_micros, y.reserved_micros, y.requests),
+            "{scope} {subject}"
+        );
+    }
+    assert_eq!(
+        row(&b, Scope::Agent, "bot", Period::Total, "total").reserved_micros,
+        0
+    );
+    assert_eq!(
+        row(&b, Scope::Global, "", Period::Total, "total").spent_micros,
+        205_000
+    );
+}

@@ -126,12 +126,26 @@ fn settler(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::sync::mpsc::Sen
     let spawned = std::thread::Builder::new()
         .name("warden-settler".into())
         .spawn(move || {
-            for msg in rx {
-                match msg {
-                    SettleMsg::Settle(s) => settle_now(store.as_ref(), &metrics, *s),
-                    SettleMsg::Flush(done) => {
-                        let _ = done.send(());
+            // Whatever queued while the last batch was written goes in the next one: under load
+            // a batch holds many settlements for one lock and one commit.
+            while let Ok(first) = rx.recv() {
+                let mut batch = Vec::new();
+                let mut flushes = Vec::new();
+                let mut next = Some(first);
+                while let Some(msg) = next {
+                    match msg {
+                        SettleMsg::Settle(s) => batch.push(*s),
+                        SettleMsg::Flush(done) => flushes.push(done),
                     }
+                    next = if batch.len() < SETTLE_BATCH {
+                        rx.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                settle_batch(store.as_ref(), &metrics, batch);
+                for done in flushes {
+                    let _ = done.send(());
                 }
             }
         });
@@ -139,6 +153,47 @@ fn settler(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::sync::mpsc::Sen
         tracing::error!("cannot start the settler thread: {e}");
     }
     tx
+}
+
+/// Most settlements written in one transaction.
+const SETTLE_BATCH: usize = 512;
+
+fn settle_batch(store: &dyn Store, metrics: &Metrics, batch: Vec<Settlement>) {
+    if batch.len() == 1 {
+        let s = batch.into_iter().next().expect("one settlement");
+        return settle_now(store, metrics, s);
+    }
+    let mut extras = Vec::new();
+    let items: Vec<warden_state::Settlement> = batch
+        .into_iter()
+        .map(|s| {
+            extras.extend(s.extra);
+            warden_state::Settlement {
+                reservation: s.reservation,
+                subjects: s.subjects,
+                charge: s.charge,
+                at: s.at,
+            }
+        })
+        .collect();
+    match store.settle_batch(items) {
+        Ok(all) => {
+            for c in all.into_iter().flatten() {
+                metrics.budget_remaining(
+                    &c.name,
+                    c.scope.name(),
+                    &c.subject,
+                    (c.limit_micros - c.spent_micros) as f64 / 1e6,
+                );
+            }
+        }
+        Err(e) => tracing::error!("cannot settle a batch of spend in the state store: {e}"),
+    }
+    for r in extras {
+        if let Err(e) = store.release(r) {
+            tracing::error!("cannot release a stream's extra budget reservation: {e}");
+        }
+    }
 }
 
 fn settle_now(store: &dyn Store, metrics: &Metrics, s: Settlement) {
