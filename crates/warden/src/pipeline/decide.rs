@@ -403,8 +403,10 @@ pub fn decide(
                 return Err(GatewayError::budget_exceeded(msg));
             }
         }
-        // Soft caps: warn once the spend (reserved included) passes them.
-        if let Ok(statuses) = control.store.cap_status(&caps, SystemTime::now()) {
+        // Soft caps: warn once the spend (reserved included) passes them. Read only when a cap
+        // has one: it is a store read on the request path.
+        let soft = caps.iter().any(|c| c.soft_micros.is_some());
+        if soft && let Ok(statuses) = control.store.cap_status(&caps, SystemTime::now()) {
             for s in statuses {
                 if let Some(soft) = s.soft_micros
                     && s.spent_micros + s.reserved_micros >= soft
