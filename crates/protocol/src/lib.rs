@@ -14,6 +14,8 @@ feeds it bytes and reads back models, which is also what makes every parser test
   [`Framing::detect`] tells it how the body is framed (SSE, NDJSON, a streamed JSON array).
 - [`error`] renders the gateway's own refusals in each provider's error shape.
 - [`exchange`] is the normalized model every later pipeline stage consumes.
+- [`visit_content_strings`] finds the content strings of any body or stream event (what content
+  protection scans), and [`EventSplitter`] / [`replace_event_data`] rewrite stream events in place.
 
 Inside, each provider is one module (`openai`, `openai_responses`, `anthropic`, `gemini`,
 `ollama`) implementing one private trait: parse a request, parse a buffered response, decode
@@ -43,6 +45,7 @@ assert_eq!(inspector.finish().output_text, "Hi!");
 #![deny(missing_docs)]
 
 mod anthropic;
+mod content;
 pub mod error;
 pub mod exchange;
 pub mod framing;
@@ -55,6 +58,7 @@ mod protocol;
 pub mod route;
 mod stream;
 
+pub use content::{EventSplitter, StreamEvent, replace_event_data, visit_content_strings};
 pub use exchange::{
     Content, Exchange, ExchangeRequest, ExchangeResponse, Message, Role, TextPart, ToolCall,
     ToolDefinition, Usage,

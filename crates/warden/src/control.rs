@@ -234,6 +234,9 @@ pub struct Control {
     pub metrics: Arc<Metrics>,
     /// When the gateway started.
     pub started: Instant,
+    /// Tokenized values, encrypted, for restoring placeholders in responses (in memory: a
+    /// restart forgets them, and placeholders from before it stay as they are).
+    pub vault: Arc<warden_protect::vault::Vault>,
 }
 
 impl Control {
@@ -252,6 +255,10 @@ impl Control {
             concurrency: Mutex::new(HashMap::new()),
             metrics,
             started: Instant::now(),
+            vault: Arc::new(warden_protect::vault::Vault::new(
+                warden_protect::vault::Vault::generate_key(),
+                config.policy.protect.vault_ttl,
+            )),
         };
         if let Ok(kills) = control.store.kills() {
             control.metrics.set_kills_active(kills.len() as i64);

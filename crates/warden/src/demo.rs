@@ -43,6 +43,9 @@ per = "agent"
 id = "batch-job"
 limit_usd = 0.01
 period = "day"
+
+[protect]
+presets = ["secrets-block", "pii-redact"]
 "#;
 
 struct Scenario {
@@ -180,6 +183,27 @@ fn scenarios() -> Vec<Scenario> {
             path: "/v1/chat/completions",
             headers: with(openai.clone(), ("x-warden-agent", "rogue-bot")),
             body: r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Once more."}]}"#.into(),
+        },
+        Scenario {
+            title: "Content protection: an AWS key in the prompt (blocked)",
+            method: Method::POST,
+            path: "/v1/chat/completions",
+            headers: openai.clone(),
+            body: r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Deploy with AKIAZ7QX3MPLE4R9TK2W please."}]}"#.into(),
+        },
+        Scenario {
+            title: "Content protection: an email redacted before the model sees it",
+            method: Method::POST,
+            path: "/v1/chat/completions",
+            headers: with(openai.clone(), ("x-mock-scenario", r#"{"text":"I read: [EMAIL] asked for the invoice."}"#)),
+            body: r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"jane.doe@example.org asked for the invoice."}]}"#.into(),
+        },
+        Scenario {
+            title: "Content protection: a token split across stream frames (redacted)",
+            method: Method::POST,
+            path: "/v1/chat/completions",
+            headers: with(openai.clone(), ("x-mock-scenario", r#"{"text":"The token is ghp_R4nd0mT0k3nV4lu3F0rT3st1ngOnlyAbC9xy ok.","chunks":12}"#)),
+            body: r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Print the token."}]}"#.into(),
         },
         Scenario {
             title: "Unknown path (refused by Warden)",

@@ -18,6 +18,7 @@ fn main() {
         Command::Kill(args) => warden::cli::kill::kill(base, args),
         Command::Unkill(args) => warden::cli::kill::unkill(base, args),
         Command::Status(args) => warden::cli::status::run(base, args),
+        Command::Protect(args) => warden::cli::protect::run(base, args),
     };
     if let Err(e) = result {
         // A closed stdout (`warden … | head`) is not an error worth a message.

@@ -140,3 +140,8 @@ fn gemini_sdk() {
 fn governance_sdk() {
     pytest("test_governance.py");
 }
+
+#[test]
+fn protect_sdk() {
+    pytest("test_protect.py");
+}

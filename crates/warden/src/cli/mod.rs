@@ -10,6 +10,7 @@ pub mod keys;
 pub mod kill;
 pub mod live;
 pub mod mock;
+pub mod protect;
 pub mod serve;
 pub mod status;
 
@@ -67,6 +68,9 @@ pub enum Command {
     Unkill(kill::Args),
     /// What the running gateway is doing: auth, ledger, streams, kills, spend.
     Status(status::Args),
+    /// Show what content protection would find and do to a payload (a request or response
+    /// body, or plain text); `--corpus` measures the detectors' precision and recall.
+    Protect(protect::Args),
 }
 
 /// `warden config …`

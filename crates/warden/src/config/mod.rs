@@ -7,6 +7,7 @@
 //! built-in defaults. This module never logs secrets and never touches the network.
 
 mod policy;
+mod protect;
 mod raw;
 mod units;
 
@@ -20,6 +21,7 @@ use serde::Serialize;
 use warden_protocol::Provider;
 
 pub use policy::PolicyConfig;
+pub use protect::ProtectConfig;
 pub use units::{parse_bytes, parse_duration};
 
 /// Default listen address (DESIGN.md "Defaults").
@@ -112,8 +114,18 @@ impl Default for Limits {
 pub enum Capture {
     /// Digests, identity, usage and outcome; no prompt or output text.
     Metadata,
+    /// Prompts, outputs and tool-call arguments with every value content protection detects
+    /// replaced by its type label (`[EMAIL]`), whatever action was taken on the wire.
+    Redacted,
     /// Prompts, outputs and tool-call arguments as they crossed the gateway.
     Full,
+}
+
+impl Capture {
+    /// Whether entries carry content (redacted or not).
+    pub fn has_content(self) -> bool {
+        self != Capture::Metadata
+    }
 }
 
 /// The audit ledger's settings (`[audit]`).
@@ -155,7 +167,7 @@ impl Default for Audit {
     fn default() -> Self {
         Audit {
             enabled: true,
-            capture: Capture::Metadata,
+            capture: Capture::Redacted,
             stream_buffer: false,
             request_entries_all: false,
             origin: default_origin(),

@@ -157,6 +157,8 @@ pub struct PolicyConfig {
     pub prices: warden_policy::PriceTable,
     /// `pricing.unknown_model`.
     pub unknown_model: warden_policy::UnknownModel,
+    /// `[protect]`: detectors and actions (swapped with the rest of the policy on reload).
+    pub protect: std::sync::Arc<super::protect::ProtectConfig>,
 }
 
 impl Default for PolicyConfig {
@@ -168,6 +170,7 @@ impl Default for PolicyConfig {
             budgets: Vec::new(),
             prices: PriceTable::builtin(),
             unknown_model: UnknownModel::default(),
+            protect: std::sync::Arc::new(super::protect::ProtectConfig::default()),
         }
     }
 }
@@ -228,6 +231,7 @@ impl PolicyConfig {
             "lints": self.lints().iter().map(ToString::to_string).collect::<Vec<_>>(),
             "budgets": budgets,
             "pricing": pricing,
+            "protect": self.protect.render(),
         })
     }
 }
@@ -265,6 +269,7 @@ pub(super) fn build(
                 .map_err(|m| at(u.span(), "pricing.unknown_model", m))?,
             None => UnknownModel::default(),
         },
+        protect: std::sync::Arc::new(super::protect::ProtectConfig::default()),
     })
 }
 

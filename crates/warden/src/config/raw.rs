@@ -41,6 +41,8 @@ pub(super) struct RawConfig {
     budgets: Vec<super::policy::RawBudget>,
     #[serde(default)]
     pricing: super::policy::RawPricing,
+    #[serde(default)]
+    protect: super::protect::RawProtect,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -427,8 +429,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
             )),
         }
     };
-    if let Some(i) = choice(&a.capture, "audit.capture", &["metadata", "full"])? {
-        audit.capture = [Capture::Metadata, Capture::Full][i];
+    if let Some(i) = choice(
+        &a.capture,
+        "audit.capture",
+        &["metadata", "redacted", "full"],
+    )? {
+        audit.capture = [Capture::Metadata, Capture::Redacted, Capture::Full][i];
     }
     if let Some(i) = choice(&a.stream, "audit.stream", &["live", "buffer"])? {
         audit.stream_buffer = i == 1;
@@ -507,7 +513,8 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
         admin.public_metrics = i == 0;
     }
 
-    let policy = super::policy::build(raw.policy, raw.rules, raw.budgets, raw.pricing, &at)?;
+    let mut policy = super::policy::build(raw.policy, raw.rules, raw.budgets, raw.pricing, &at)?;
+    policy.protect = std::sync::Arc::new(super::protect::build(raw.protect, &at)?);
 
     let log_format = match &raw.log.format {
         Some(f) => log_format(f.get_ref()).map_err(|m| at(f.span(), "log.format", m))?,

@@ -172,10 +172,10 @@ fn audit_choices_are_validated_with_their_options() {
     assert!(
         err.contains("warden.toml:3")
             && err.contains("audit.capture")
-            && err.contains("metadata, full"),
+            && err.contains("metadata, redacted, full"),
         "{err}"
     );
     let c = load("").unwrap();
-    assert_eq!(c.audit.capture, Capture::Metadata);
+    assert_eq!(c.audit.capture, Capture::Redacted);
     assert!(c.audit.enabled && !c.audit.stream_buffer);
 }

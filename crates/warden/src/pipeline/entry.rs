@@ -57,7 +57,7 @@ pub fn body_with_blobs(
 ) -> (Map<String, Value>, Vec<Blob>) {
     let mut m = body(rec, capture, time);
     let mut blobs = Vec::new();
-    if capture == Capture::Full {
+    if capture.has_content() {
         for key in ["content", "tool_calls"] {
             if let Some(v) = m.get_mut(key) {
                 externalize(v, blob_threshold, &mut blobs);
@@ -105,8 +105,11 @@ pub fn body(
     if !rec.verdict.action.is_empty() {
         m.insert("decision".into(), json!(rec.verdict));
     }
+    if !rec.protect.is_empty() {
+        m.insert("protect".into(), json!(rec.protect));
+    }
     if kind == "request" {
-        if capture == Capture::Full {
+        if capture.has_content() {
             m.insert("content".into(), request_content(rec));
         }
         return m;
@@ -143,7 +146,7 @@ pub fn body(
             .tool_calls
             .iter()
             .map(|c| match capture {
-                Capture::Full => json!({"id": c.id, "name": c.name, "arguments": c.arguments}),
+                Capture::Full | Capture::Redacted => json!({"id": c.id, "name": c.name, "arguments": c.arguments}),
                 Capture::Metadata => json!({
                     "id": c.id,
                     "name": c.name,
@@ -156,7 +159,7 @@ pub fn body(
             m.insert("upstream_error".into(), json!(err));
         }
     }
-    if capture == Capture::Full {
+    if capture.has_content() {
         let mut content = request_content(rec);
         if let (Value::Object(c), Some(r)) = (&mut content, resp) {
             c.insert("output".into(), json!(r.output_text));

@@ -64,11 +64,22 @@ pub struct StreamBody {
     state: State,
     /// The exchange in flight, until it is handed to the recorder.
     flight: Option<Flight>,
+    /// Content protection's event rewriter, when the response may change.
+    protector: Option<super::protect::StreamProtector>,
+    /// What goes out around the receipt once the stream is recorded: protected events before
+    /// the terminal event, and the (protected) terminal event.
+    tail: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl StreamBody {
     /// Wraps an upstream stream body.
-    pub fn new(inner: Incoming, framing: Framing, idle_timeout: Duration, flight: Flight) -> Self {
+    pub fn new(
+        inner: Incoming,
+        framing: Framing,
+        idle_timeout: Duration,
+        flight: Flight,
+        protector: Option<super::protect::StreamProtector>,
+    ) -> Self {
         let cut = flight
             .tracked
             .as_ref()
@@ -93,7 +104,72 @@ impl StreamBody {
             held: BytesMut::new(),
             state: State::Streaming,
             flight: Some(flight),
+            protector,
+            tail: None,
         }
+    }
+
+    /// The upstream ended: content protection sees the held terminal event and releases every
+    /// event it still holds, so its findings are recorded with the exchange.
+    fn end_protection(&mut self) {
+        let Some(p) = self.protector.as_mut() else {
+            return;
+        };
+        let hidden = self
+            .inspector
+            .as_ref()
+            .and_then(StreamInspector::hidden_len)
+            .map_or(0, |n| usize::try_from(n).expect("held bytes fit in memory"));
+        let held = std::mem::take(&mut self.held);
+        let visible = &held[hidden.min(held.len())..];
+        let (before, after) = p.finish(visible);
+        let record = p.take_record();
+        let blocked = record.blocked;
+        if let Some(f) = self.flight.as_mut() {
+            f.protect.merge(record);
+        }
+        if blocked {
+            self.on_block();
+        } else {
+            self.tail = Some((before, after));
+        }
+    }
+
+    /// Content protection found a value to block in the answer: drop the upstream, record the
+    /// refusal, and end the client's stream with an error event once it is recorded.
+    fn on_block(&mut self) {
+        self.inner = None;
+        if let Some(p) = self.protector.as_mut() {
+            let record = p.take_record();
+            if let Some(f) = self.flight.as_mut() {
+                f.protect.merge(record);
+            }
+        }
+        let summary = self
+            .flight
+            .as_ref()
+            .map(|f| f.protect.blocked_types("response"))
+            .unwrap_or_default();
+        let message = format!(
+            "Warden ended this stream: the model's answer contains {summary}, which content protection blocks. The exchange is recorded; ask the operator to review `protect.response` if this is intended."
+        );
+        self.cut_event = Some(Bytes::from(render_stream_error(
+            self.provider,
+            self.framing,
+            400,
+            ErrorKind::ContentBlocked,
+            &message,
+        )));
+        let commit = self.record(Outcome::Refused {
+            status: 400,
+            code: ErrorKind::ContentBlocked.type_and_code().1,
+            source: super::refuse::Source::Upstream,
+            message,
+        });
+        self.state = match commit {
+            Some(c) => State::Committing(c),
+            None => State::Done,
+        };
     }
 
     /// Hands the exchange to the recorder; returns the commit, or `None` if already done.
@@ -132,11 +208,21 @@ impl StreamBody {
         }
         let n = usize::try_from(upto - self.released).expect("held bytes fit in memory");
         self.released = upto;
-        if self.held.is_empty() && n == data.len() {
-            return Some(data);
+        let out = if self.held.is_empty() && n == data.len() {
+            Some(data)
+        } else {
+            self.held.extend_from_slice(&data);
+            (n > 0).then(|| self.held.split_to(n).freeze())
+        };
+        let Some(p) = self.protector.as_mut() else {
+            return out;
+        };
+        let rewritten = p.push(&out?);
+        if p.blocked() {
+            self.on_block();
+            return None;
         }
-        self.held.extend_from_slice(&data);
-        (n > 0).then(|| self.held.split_to(n).freeze())
+        (!rewritten.is_empty()).then(|| Bytes::from(rewritten))
     }
 
     /// The bytes that end the stream once the record is durable.
@@ -151,6 +237,11 @@ impl StreamBody {
         match committed {
             Ok(receipt) => {
                 let mut out = BytesMut::new();
+                let (before, after) = self
+                    .tail
+                    .take()
+                    .unwrap_or_else(|| (Vec::new(), held.to_vec()));
+                out.extend_from_slice(&before);
                 // google-genai reads every line that is not `data: …` as raw JSON (for error
                 // bodies), so an SSE comment breaks it; Gemini streams carry no in-band receipt.
                 let comment_safe = self.provider != Provider::Gemini;
@@ -161,7 +252,7 @@ impl StreamBody {
                     out.extend_from_slice(r.proof.as_bytes());
                     out.extend_from_slice(b"\n\n");
                 }
-                out.extend_from_slice(&held);
+                out.extend_from_slice(&after);
                 out.freeze()
             }
             Err(e) => Bytes::from(render_stream_error(
@@ -222,6 +313,10 @@ impl Body for StreamBody {
                             return Poll::Ready(Some(Err(message.into())));
                         }
                         Poll::Ready(None) => {
+                            this.end_protection();
+                            if !matches!(this.state, State::Streaming) {
+                                continue;
+                            }
                             let commit = this.record(Outcome::Completed);
                             this.state = match commit {
                                 Some(c) => State::Committing(c),

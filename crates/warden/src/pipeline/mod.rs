@@ -15,13 +15,15 @@
 //! request, allowed or refused, produces exactly one finished [`record::ExchangeRecord`] (plus a
 //! request record first for streams), and nothing is released before its record is committed.
 //! `decide` judges the request (rules, limits, budgets) and [`decide::settle`] charges what it
-//! really cost when it ends. Stages not built yet (protect) slot in between decide and forward.
+//! really cost when it ends. `protect` rewrites or blocks sensitive content in the request
+//! before it is forwarded and in the response before it is released.
 
 pub mod decide;
 pub mod entry;
 pub mod forward;
 pub mod identify;
 pub mod inspect;
+pub mod protect;
 pub mod record;
 pub mod refuse;
 pub mod release;
@@ -190,6 +192,11 @@ pub struct Flight {
     /// Warden asked the upstream for stream usage the client did not ask for, so the extra
     /// usage chunk is hidden from the client.
     pub hide_usage: bool,
+    /// What content protection found and did.
+    pub protect: protect::ProtectRecord,
+    /// The response was already scanned (buffered, or a stream with a protector), so
+    /// [`Flight::finish`] does not scan it again.
+    pub protect_streamed: bool,
     /// Counts this exchange in `warden_inflight_requests` until it ends.
     _inflight: crate::metrics::InflightGuard,
 }
@@ -203,6 +210,21 @@ impl Flight {
             .or(self.target.route.path_model.as_deref())
     }
 
+    /// Who is calling, for tokenize and restore.
+    pub fn caller(&self) -> protect::Caller {
+        // Placeholders are per conversation; without `x-warden-session` the agent's requests
+        // share one scope (never across tenants).
+        protect::Caller {
+            tenant: self.identity.tenant.clone(),
+            session: self
+                .identity
+                .session
+                .clone()
+                .or_else(|| self.identity.agent.clone())
+                .or_else(|| Some(String::new())),
+        }
+    }
+
     fn record(
         &self,
         outcome: Outcome,
@@ -210,7 +232,27 @@ impl Flight {
         response_digest: Option<BodyDigest>,
         cost: Option<Cost>,
     ) -> ExchangeRecord {
+        let mut rec = self.record_raw(outcome, response, response_digest, cost);
+        self.redact(&mut rec);
+        rec
+    }
+
+    /// `audit.capture = "redacted"`: no detected value reaches the ledger.
+    fn redact(&self, rec: &mut ExchangeRecord) {
+        if self.recorder.capture() == crate::config::Capture::Redacted {
+            protect::redact_record(&self.control.policy().protect, rec);
+        }
+    }
+
+    fn record_raw(
+        &self,
+        outcome: Outcome,
+        response: Option<ExchangeResponse>,
+        response_digest: Option<BodyDigest>,
+        cost: Option<Cost>,
+    ) -> ExchangeRecord {
         ExchangeRecord {
+            protect: self.protect.clone(),
             verdict: self.verdict.clone(),
             cost,
             exchange: Exchange {
@@ -247,8 +289,16 @@ impl Flight {
         // The flight ends here, so its parsed request (the whole conversation) moves into the
         // record instead of being copied.
         let request = self.request.take();
-        let mut rec = self.record(outcome, response, response_digest, cost);
+        let mut rec = self.record_raw(outcome, response, response_digest, cost);
         rec.exchange.request = request;
+        if let Some(resp) = rec.exchange.response.as_ref()
+            && !self.protect_streamed
+        {
+            // A stream that ran without a protector (nothing to rewrite) is still reported.
+            let cfg = self.control.policy().protect.clone();
+            protect::response_findings(&cfg, &self.caller(), resp, &mut rec.protect);
+        }
+        self.redact(&mut rec);
         self.recorder.commit(rec)
     }
 
@@ -330,6 +380,8 @@ pub async fn handle(
         tracked: None,
         upstream_time: None,
         hide_usage: false,
+        protect: protect::ProtectRecord::default(),
+        protect_streamed: false,
         _inflight: gw.control.metrics.inflight(),
         target,
         identity: Identity::default(),
@@ -345,7 +397,32 @@ pub async fn handle(
     match exchange(&gw, &mut flight, req).await {
         Ok(Released::Buffered(resp)) => Ok(resp),
         Ok(Released::Stream(head, incoming, framing)) => {
-            let body = StreamBody::new(incoming, framing, gw.config.limits.idle_timeout, flight);
+            let protection = gw.control.policy().protect.clone();
+            let tenant = flight.identity.tenant.clone();
+            // Hold back and rewrite only when something can change: a response action that
+            // rewrites or blocks, or placeholders this request was given to restore.
+            let protector = (protection.policy.mode(tenant.as_deref())
+                == warden_protect::policy::Mode::Enforce
+                && (protection
+                    .policy
+                    .rewrites(warden_protect::policy::Direction::Response)
+                    || flight.protect.tokenized()))
+            .then(|| {
+                flight.protect_streamed = true;
+                protect::StreamProtector::new(
+                    protection.clone(),
+                    gw.control.vault.clone(),
+                    flight.caller(),
+                    framing,
+                )
+            });
+            let body = StreamBody::new(
+                incoming,
+                framing,
+                gw.config.limits.idle_timeout,
+                flight,
+                protector,
+            );
             Ok(Response::from_parts(head, body.boxed()))
         }
         Err(e) => Ok(refuse(flight, e).await),
@@ -400,6 +477,21 @@ async fn exchange(
     flight.request_digest = Some(BodyDigest::of(&body));
     let stream_requested = flight.request.as_ref().is_some_and(|r| r.stream);
     decide::decide(&gw.control, flight, &parts.headers, body.len())?;
+    let protection = gw.control.policy().protect.clone();
+    if flight.target.route.operation.has_body() {
+        let caller = flight.caller();
+        let changed = protect::request(
+            &protection,
+            &gw.control.vault,
+            &caller,
+            &mut body,
+            &mut flight.protect,
+        )?;
+        if changed {
+            flight.request = parse_request(&flight.target.route, &body).ok();
+            flight.request_digest = Some(BodyDigest::of(&body));
+        }
+    }
     // A stream is priced from its usage, which OpenAI sends only when asked.
     if stream_requested
         && flight.target.upstream.stream_usage
@@ -470,12 +562,22 @@ async fn exchange(
     .await?;
     flight.upstream_time = flight.started.map(|s| s.elapsed());
     let response = parse_response(&flight.target.route, &bytes).ok();
-    let response_digest = BodyDigest::of(&bytes);
     let bytes = if flight.hide_usage && framing.is_stream() {
         strip_usage_chunk(&flight.target.route, framing, bytes)
     } else {
         bytes
     };
+    flight.protect_streamed = true;
+    let caller = flight.caller();
+    let bytes = protect::response(
+        &protection,
+        &gw.control.vault,
+        &caller,
+        framing,
+        bytes,
+        &mut flight.protect,
+    )?;
+    let response_digest = BodyDigest::of(&bytes);
     let cost = decide::settle(&gw.control, flight, response.as_ref());
     flight.observe(&Outcome::Completed, response.as_ref(), cost.as_ref());
     let rec = flight.record(Outcome::Completed, response, Some(response_digest), cost);

@@ -133,6 +133,8 @@ pub struct ExchangeRecord {
     pub verdict: super::decide::Verdict,
     /// What the exchange cost, once it ended.
     pub cost: Option<super::decide::Cost>,
+    /// What content protection found and did.
+    pub protect: super::protect::ProtectRecord,
 }
 
 /// What a client gets to prove its exchange was recorded.
@@ -189,6 +191,11 @@ impl Recorder {
     pub fn with_blobs(mut self, store: BlobStore, threshold: usize) -> Recorder {
         self.blobs = Some((store, threshold));
         self
+    }
+
+    /// What entries keep of content.
+    pub fn capture(&self) -> Capture {
+        self.capture
     }
 
     /// The ledger, when auditing is on.

@@ -186,6 +186,17 @@ impl GatewayError {
         )
     }
 
+    /// 400: content protection blocks what the request (or the model's answer) contains; the
+    /// message names the types found, never the values.
+    pub fn content_blocked(message: String, source: Source) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::ContentBlocked,
+            source,
+            message,
+        )
+    }
+
     /// 503: the state store (keys, budgets) cannot be read or written; fail closed.
     pub fn state_unavailable(message: String) -> Self {
         Self::new(

@@ -1,0 +1,1077 @@
+//! Finds sensitive values in a string: the built-in PII and secret types, custom rules, and
+//! (through [`crate::inject`]) prompt-injection phrasing.
+//!
+//! One pass per string decides where anything could be: the text (NFKC-normalized, see
+//! [`crate::normalize`]) is split into whitespace-separated chunks, and only runs of chunks with
+//! a digit, an `@`, a long token, a `%` escape or an assignment keyword become *windows*. Each
+//! built-in pattern runs only inside windows having the feature it needs, and checksum
+//! validators run only on pattern matches. Clean prose therefore costs one byte-classification
+//! loop and one keyword search.
+//!
+//! This module reports offsets only. It must not log, and it keeps no value it has seen.
+
+mod builtin;
+pub mod validate;
+
+use std::sync::{Arc, LazyLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine;
+use regex::Regex;
+use regex_syntax::ast::ErrorKind as AstErrorKind;
+
+pub use builtin::BUILTIN_TYPES;
+use builtin::{
+    BUILTINS, F_AT, F_DIGIT, F_KEY, F_LONG, F_PCT, FAMILIES, K, KEYWORDS, PEM_CAP, TOKEN_CAP,
+};
+
+use crate::normalize::Normalized;
+use crate::{Category, Detection};
+
+/// Validators a custom rule may name. Each runs on the match stripped of separators: `luhn`,
+/// `verhoeff`, `mod11_10`, `elfproef` and `us_ssn` see its ASCII digits only, the others its ASCII
+/// letters and digits.
+pub const VALIDATORS: &[&str] = &[
+    "luhn",
+    "iban",
+    "mod97",
+    "verhoeff",
+    "mod11_10",
+    "elfproef",
+    "es_dni",
+    "it_codice_fiscale",
+    "sg_nric",
+    "uk_nino",
+    "us_ssn",
+];
+
+/// Validators over digits only: the match is stripped to its ASCII digits (the others keep
+/// ASCII letters and digits).
+const DIGIT_VALIDATORS: &[&str] = &["luhn", "verhoeff", "mod11_10", "elfproef", "us_ssn"];
+
+/// Longest value a custom rule may report; also the cap when its pattern is unbounded.
+pub const CUSTOM_MAX_LEN: usize = 4096;
+
+/// What a [`Scanner`] does besides the built-in PII and secret detectors.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Also decode base64 runs (24+ characters, valid padding, printable UTF-8 inside) and
+    /// percent-encoded runs, and rescan the decoded text; a finding inside is reported over the
+    /// whole encoded run with the inner type.
+    pub decode: bool,
+    /// Also run the prompt-injection detectors ([`crate::inject::scan`]).
+    pub injection: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            decode: false,
+            injection: true,
+        }
+    }
+}
+
+/// A user-defined detector (`[[protect.rules]]`).
+#[derive(Debug, Clone)]
+pub struct CustomRule {
+    /// Type name reported for matches: `[a-z0-9_]+`, not a built-in or injection type.
+    pub name: String,
+    /// A `regex` crate pattern (linear time: no look-around, no backreferences).
+    pub pattern: String,
+    /// One of [`VALIDATORS`], run on the match with separators stripped.
+    pub validator: Option<String>,
+}
+
+/// Why a custom rule was rejected. Messages name the rule and say what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// The name is not `[a-z0-9_]+`.
+    #[error("rule `{0}`: the name must be lower-case letters, digits and `_` only")]
+    BadName(String),
+    /// The name is a built-in or injection type, or another rule's.
+    #[error(
+        "rule `{0}`: the name is already taken by a built-in type or another rule; choose another name"
+    )]
+    NameTaken(String),
+    /// The pattern uses look-around.
+    #[error(
+        "rule `{rule}`: look-around `{syntax}` is not supported (the regex engine runs in linear time; rewrite without look-around)"
+    )]
+    LookAround { rule: String, syntax: String },
+    /// The pattern uses a backreference.
+    #[error(
+        "rule `{rule}`: backreference `{syntax}` is not supported (the regex engine runs in linear time; match the repeated part explicitly)"
+    )]
+    Backreference { rule: String, syntax: String },
+    /// The pattern does not parse or compile.
+    #[error("rule `{rule}`: invalid pattern: {message}")]
+    Pattern { rule: String, message: String },
+    /// The pattern can match the empty string.
+    #[error(
+        "rule `{0}`: the pattern can match an empty string; require at least one character (e.g. `+` instead of `*`)"
+    )]
+    EmptyMatch(String),
+    /// The validator name is unknown.
+    #[error("rule `{rule}`: unknown validator `{validator}`; valid validators are: {}", VALIDATORS.join(", "))]
+    UnknownValidator { rule: String, validator: String },
+}
+
+type Validator = fn(&str) -> bool;
+
+struct Custom {
+    kind: Arc<str>,
+    re: Regex,
+    /// The validator and whether it reads digits only.
+    validator: Option<(Validator, bool)>,
+    max_len: usize,
+}
+
+/// The detection engine. Build once (compiling custom rules), share behind an `Arc`, scan many
+/// strings concurrently.
+pub struct Scanner {
+    options: ScanOptions,
+    custom: Vec<Custom>,
+    builtin_kinds: Vec<Arc<str>>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("options", &self.options)
+            .field(
+                "custom",
+                &self.custom.iter().map(|c| &*c.kind).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+static KEYWORD_AC: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(KEYWORDS)
+        .expect("keyword automaton")
+});
+
+/// A finding before overlap resolution, on normalized offsets.
+struct Raw {
+    start: usize,
+    end: usize,
+    kind: Arc<str>,
+    category: Category,
+    priority: u8,
+}
+
+fn validator_fn(name: &str) -> Option<Validator> {
+    Some(match name {
+        "luhn" => validate::luhn,
+        "iban" => validate::iban,
+        "mod97" => validate::mod97,
+        "verhoeff" => validate::verhoeff,
+        "mod11_10" => validate::mod11_10,
+        "elfproef" => validate::elfproef,
+        "es_dni" => validate::es_dni,
+        "it_codice_fiscale" => validate::it_codice_fiscale,
+        "sg_nric" => validate::sg_nric,
+        "uk_nino" => validate::uk_nino,
+        "us_ssn" => validate::us_ssn,
+        _ => return None,
+    })
+}
+
+fn compile_rule(rule: &CustomRule, taken: &[&str]) -> Result<Custom, RuleError> {
+    let name = &rule.name;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    {
+        return Err(RuleError::BadName(name.clone()));
+    }
+    if taken.contains(&name.as_str()) {
+        return Err(RuleError::NameTaken(name.clone()));
+    }
+    let ast = regex_syntax::ast::parse::Parser::new()
+        .parse(&rule.pattern)
+        .map_err(|e| {
+            let syntax = rule
+                .pattern
+                .get(e.span().start.offset..e.span().end.offset)
+                .unwrap_or("")
+                .to_string();
+            match e.kind() {
+                AstErrorKind::UnsupportedLookAround => RuleError::LookAround {
+                    rule: name.clone(),
+                    syntax,
+                },
+                AstErrorKind::UnsupportedBackreference => RuleError::Backreference {
+                    rule: name.clone(),
+                    syntax,
+                },
+                _ => RuleError::Pattern {
+                    rule: name.clone(),
+                    message: e.kind().to_string(),
+                },
+            }
+        })?;
+    let hir = regex_syntax::hir::translate::Translator::new()
+        .translate(&rule.pattern, &ast)
+        .map_err(|e| RuleError::Pattern {
+            rule: name.clone(),
+            message: e.kind().to_string(),
+        })?;
+    if hir.properties().minimum_len().is_none_or(|n| n == 0) {
+        return Err(RuleError::EmptyMatch(name.clone()));
+    }
+    let max_len = hir
+        .properties()
+        .maximum_len()
+        .unwrap_or(CUSTOM_MAX_LEN)
+        .min(CUSTOM_MAX_LEN);
+    let validator = match &rule.validator {
+        None => None,
+        Some(v) => Some((
+            validator_fn(v).ok_or_else(|| RuleError::UnknownValidator {
+                rule: name.clone(),
+                validator: v.clone(),
+            })?,
+            DIGIT_VALIDATORS.contains(&v.as_str()),
+        )),
+    };
+    let re = Regex::new(&rule.pattern).map_err(|e| RuleError::Pattern {
+        rule: name.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(Custom {
+        kind: Arc::from(name.as_str()),
+        re,
+        validator,
+        max_len,
+    })
+}
+
+impl Scanner {
+    /// A scanner with the given options and custom rules; fails on the first invalid rule.
+    pub fn new(options: ScanOptions, custom: Vec<CustomRule>) -> Result<Scanner, RuleError> {
+        let mut taken: Vec<&str> = BUILTIN_TYPES.iter().map(|t| t.0).collect();
+        taken.extend(crate::inject::TYPES.iter().map(|t| t.0));
+        let mut compiled = Vec::with_capacity(custom.len());
+        for rule in &custom {
+            let c = compile_rule(rule, &taken)?;
+            taken.push(rule.name.as_str());
+            compiled.push(c);
+        }
+        Ok(Scanner {
+            options,
+            custom: compiled,
+            builtin_kinds: BUILTIN_TYPES.iter().map(|t| Arc::from(t.0)).collect(),
+        })
+    }
+
+    /// The built-in detectors with default options and no custom rules.
+    pub fn builtin() -> Scanner {
+        Scanner::new(ScanOptions::default(), Vec::new()).expect("no custom rules")
+    }
+
+    /// The options this scanner was built with.
+    pub fn options(&self) -> &ScanOptions {
+        &self.options
+    }
+
+    /// Every value found in `text`: sorted by start, non-overlapping (on overlap the longer, then
+    /// the more specific, finding wins), byte offsets into `text` on character boundaries.
+    pub fn scan(&self, text: &str) -> Vec<Detection> {
+        if text.is_empty() {
+            return Vec::new();
+        }
+        let norm = Normalized::new(text);
+        let s = norm.as_str();
+        let mut raw = Vec::new();
+        self.scan_normalized(s, self.options.decode, &mut raw);
+        let resolved = resolve(raw);
+        let mut out: Vec<Detection> = Vec::with_capacity(resolved.len());
+        for r in resolved {
+            let range = norm.to_original(r.start..r.end);
+            // Two findings inside one multi-character normalization segment map to the same
+            // original range; keep the first.
+            if out.last().is_some_and(|d| d.end > range.start) {
+                continue;
+            }
+            out.push(Detection {
+                kind: r.kind,
+                category: r.category,
+                start: range.start,
+                end: range.end,
+            });
+        }
+        out
+    }
+
+    fn scan_normalized(&self, s: &str, decode: bool, raw: &mut Vec<Raw>) {
+        let bytes = s.as_bytes();
+        if memchr::memmem::find(bytes, b"-----BEGIN ").is_some() {
+            let mut keys = Vec::new();
+            builtin::private_keys(s, &mut keys);
+            for (a, e) in keys {
+                raw.push(self.raw_builtin(K::PRIVATE_KEY as usize, a, e));
+            }
+        }
+        let wins = windows(s, decode);
+        for group in groups(&wins) {
+            let (gs, ge) = (group[0].start, group[group.len() - 1].end);
+            let gflags = group.iter().fold(0, |f, w| f | w.flags);
+            let hay = &s[..ge];
+            for fam in FAMILIES.iter() {
+                if gflags & fam.need != 0 {
+                    run_family(fam, s, hay, group, gs, ge, &mut |k, a, e| {
+                        raw.push(self.raw_builtin(k, a, e))
+                    });
+                }
+            }
+            for det in BUILTINS.iter() {
+                let in_family = det.group == 0 && FAMILIES.iter().any(|f| f.need == det.need);
+                if gflags & det.need == 0 || in_family {
+                    continue;
+                }
+                // Assignment windows are rare and short: search each on its own rather than the
+                // whole group.
+                if det.need == F_KEY {
+                    for w in group.iter().filter(|w| w.flags & F_KEY != 0) {
+                        self.run_builtin(s, det, w.start, w.end, &|_, _| true, raw);
+                    }
+                    continue;
+                }
+                let need = det.need;
+                let inside = |a: usize, e: usize| {
+                    let i = group.partition_point(|w| w.start <= a);
+                    i > 0 && e <= group[i - 1].end && group[i - 1].flags & need != 0
+                };
+                self.run_builtin(s, det, gs, ge, &inside, raw);
+            }
+            if decode {
+                for w in group.iter().filter(|w| w.flags & (F_LONG | F_PCT) != 0) {
+                    self.decode_window(s, w.start, w.end, raw);
+                }
+            }
+        }
+        for c in &self.custom {
+            for m in c.re.find_iter(s) {
+                if m.len() > c.max_len {
+                    continue;
+                }
+                if let Some((v, digits_only)) = c.validator {
+                    let keep = |ch: &char| {
+                        if digits_only {
+                            ch.is_ascii_digit()
+                        } else {
+                            ch.is_ascii_alphanumeric()
+                        }
+                    };
+                    let stripped: String = m.as_str().chars().filter(keep).collect();
+                    if !v(&stripped) {
+                        continue;
+                    }
+                }
+                raw.push(Raw {
+                    start: m.start(),
+                    end: m.end(),
+                    kind: c.kind.clone(),
+                    category: Category::Custom,
+                    priority: 3,
+                });
+            }
+        }
+        if self.options.injection {
+            let mut found = Vec::new();
+            crate::inject::scan(s, &mut found);
+            raw.extend(found.into_iter().map(|d| Raw {
+                start: d.start,
+                end: d.end,
+                kind: d.kind,
+                category: d.category,
+                priority: 2,
+            }));
+        }
+    }
+
+    /// Runs one built-in over `[from, to)`, keeping matches `inside` accepts.
+    fn run_builtin(
+        &self,
+        s: &str,
+        det: &builtin::Builtin,
+        from: usize,
+        to: usize,
+        inside: &dyn Fn(usize, usize) -> bool,
+        raw: &mut Vec<Raw>,
+    ) {
+        let hay = &s[..to];
+        let mut pos = from;
+        while pos < to {
+            let (a, e, next) = if det.group == 0 {
+                match det.re.find_at(hay, pos) {
+                    Some(m) => (m.start(), m.end(), m.end().max(m.start() + 1)),
+                    None => break,
+                }
+            } else {
+                match det.re.captures_at(hay, pos) {
+                    Some(c) => {
+                        let m0 = c.get(0).expect("group 0");
+                        match c.get(det.group) {
+                            Some(g) => (g.start(), g.end(), m0.end().max(m0.start() + 1)),
+                            None => {
+                                pos = m0.end().max(m0.start() + 1);
+                                continue;
+                            }
+                        }
+                    }
+                    None => break,
+                }
+            };
+            if inside(a, e)
+                && let Some((k, a, e)) = (det.check)(s, a, e)
+            {
+                raw.push(self.raw_builtin(k, a, e));
+            }
+            pos = next;
+            while !s.is_char_boundary(pos) {
+                pos += 1;
+            }
+        }
+    }
+
+    fn raw_builtin(&self, k: usize, start: usize, end: usize) -> Raw {
+        let (_, category, _) = BUILTIN_TYPES[k];
+        let priority = if k == K::GENERIC as usize {
+            1
+        } else if category == Category::Secret {
+            3
+        } else {
+            2
+        };
+        Raw {
+            start,
+            end,
+            kind: self.builtin_kinds[k].clone(),
+            category,
+            priority,
+        }
+    }
+
+    /// Decodes base64 and percent-encoded runs inside a window and reports what the decoded text
+    /// holds over the whole encoded run.
+    fn decode_window(&self, s: &str, a: usize, e: usize, raw: &mut Vec<Raw>) {
+        let w = &s[a..e];
+        for (i, chunk) in chunk_spans(w) {
+            let run_is = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=';
+            // Base64: maximal runs of the alphabet inside the chunk.
+            let cb = chunk.as_bytes();
+            let mut j = 0;
+            while j < cb.len() {
+                if !run_is(cb[j]) {
+                    j += 1;
+                    continue;
+                }
+                let st = j;
+                while j < cb.len() && run_is(cb[j]) {
+                    j += 1;
+                }
+                let run = &chunk[st..j];
+                if run.len() >= 24
+                    && run.len() <= TOKEN_CAP
+                    && run.len() % 4 == 0
+                    && !run.trim_end_matches('=').contains('=')
+                    && let Some(text) = decode_base64(run)
+                {
+                    self.rescan_decoded(&text, a + i + st, a + i + j, raw);
+                }
+            }
+            if chunk.contains('%') && chunk.len() <= TOKEN_CAP {
+                let t = chunk.trim_matches(|c: char| {
+                    matches!(c, '"' | '\'' | '<' | '>' | '(' | ')' | ',' | ';')
+                });
+                let off = chunk.find(t).unwrap_or(0);
+                if has_percent_escape(t)
+                    && let Ok(dec) = percent_encoding::percent_decode_str(t).decode_utf8()
+                {
+                    self.rescan_decoded(&dec, a + i + off, a + i + off + t.len(), raw);
+                }
+            }
+        }
+    }
+
+    fn rescan_decoded(&self, text: &str, a: usize, e: usize, raw: &mut Vec<Raw>) {
+        let norm = Normalized::new(text);
+        let mut inner = Vec::new();
+        self.scan_normalized(norm.as_str(), false, &mut inner);
+        for r in inner {
+            raw.push(Raw {
+                start: a,
+                end: e,
+                ..r
+            });
+        }
+    }
+
+    /// Longest value, in bytes, that any enabled detector can report.
+    pub fn max_match_len(&self) -> usize {
+        let mut lens = vec![PEM_CAP, TOKEN_CAP];
+        if self.options.injection {
+            lens.push(crate::inject::MAX_MATCH_LEN);
+        }
+        lens.extend(self.custom.iter().map(|c| c.max_len));
+        lens.into_iter().max().unwrap_or(TOKEN_CAP)
+    }
+
+    /// Every type this scanner can report, with its category.
+    pub fn kinds(&self) -> Vec<(Arc<str>, Category)> {
+        let mut v: Vec<(Arc<str>, Category)> = BUILTIN_TYPES
+            .iter()
+            .zip(&self.builtin_kinds)
+            .map(|(t, k)| (k.clone(), t.1))
+            .collect();
+        if self.options.injection {
+            v.extend(
+                crate::inject::TYPES
+                    .iter()
+                    .map(|t| (Arc::from(t.0), Category::Injection)),
+            );
+        }
+        v.extend(
+            self.custom
+                .iter()
+                .map(|c| (c.kind.clone(), Category::Custom)),
+        );
+        v
+    }
+
+    /// How much of `text` (a prefix of a stream) is final: the largest char boundary `p` such
+    /// that whatever follows, findings overlapping `..p` are the findings of `scan(text)` inside
+    /// `..p`, and `text[p..]` can be scanned on its own afterwards.
+    ///
+    /// Held back (`p` moves to the earliest of):
+    /// - the trailing chunk (no whitespace after it yet): it may grow into an email, key …;
+    /// - a trailing run of digit groups (`[0-9A-Z +()./-]` with a digit, or ending in a
+    ///   two-letter word: phones, cards, IBANs, NINOs, Steuer-IDs written with spaces), back to
+    ///   the start of its first chunk;
+    /// - an assignment keyword (`password`, `token`, …) among the last three chunks, since its
+    ///   value may still be arriving;
+    /// - an open `-----BEGIN … PRIVATE KEY-----` block, until its END line or 4096 bytes (and
+    ///   a closed block that ends in the held tail, whole);
+    /// - with injection detection on, the last [`crate::inject::MAX_MATCH_LEN`] bytes;
+    /// - with custom rules, the longest custom match (rules may span whitespace).
+    ///
+    /// Then, until nothing moves, `p` goes further back while a multi-chunk value could straddle
+    /// it (digit groups continuing across it, a keyword in the three chunks before it, a key
+    /// block across it). Only the last `max_match_len() + 256` bytes are examined.
+    ///
+    /// Never more than `max_match_len()` plus one chunk is held back; a single run of digit
+    /// groups or a token longer than that is cut there (so exactness is only guaranteed for
+    /// values up to `max_match_len()`).
+    pub fn stable_prefix(&self, text: &str) -> usize {
+        self.stable_prefix_with(text, self.options.injection)
+    }
+
+    /// [`Scanner::stable_prefix`], holding back for injection phrases only when `injection`:
+    /// a stream whose policy only records injection findings need not delay its text for them
+    /// (the whole text is scanned again when the stream ends).
+    pub fn stable_prefix_with(&self, text: &str, injection: bool) -> usize {
+        // Only the tail can be held back, so only the tail is looked at (a stream calls this on
+        // every frame).
+        let mut base = text.len().saturating_sub(self.max_match_len() + 256);
+        while !text.is_char_boundary(base) {
+            base -= 1;
+        }
+        base + self.stable_prefix_of_tail(&text[base..], injection && self.options.injection)
+    }
+
+    fn stable_prefix_of_tail(&self, text: &str, injection: bool) -> usize {
+        let norm = Normalized::new(text);
+        let s = norm.as_str();
+        let b = s.as_bytes();
+        let len = b.len();
+        let mut p = chunk_start(b, len);
+        // Digit-group runs that may continue past the end.
+        let mut i = len;
+        let mut has_digit = false;
+        while i > 0 {
+            let c = b[i - 1];
+            if c.is_ascii_digit() {
+                has_digit = true;
+            } else if !(c.is_ascii_uppercase()
+                || matches!(c, b' ' | b'+' | b'(' | b')' | b'.' | b'/' | b'-'))
+            {
+                break;
+            }
+            i -= 1;
+        }
+        // Without a digit yet, only a two-letter chunk can open a value (a NINO's `AB 12 …`).
+        let last = s[..len].trim_end_matches(' ').as_bytes();
+        let n = last.len();
+        let nino_prefix = n >= 2
+            && last[n - 2..].iter().all(u8::is_ascii_uppercase)
+            && (n == 2 || !last[n - 3].is_ascii_alphanumeric());
+        if has_digit || nino_prefix {
+            while i < len && b[i] == b' ' {
+                i += 1;
+            }
+            p = p.min(chunk_start(b, i));
+        }
+        // Assignment keyword among the last three chunks.
+        let mut chunks_seen = 0;
+        let mut j = len;
+        let mut tail_from = len;
+        while j > 0 && chunks_seen < 3 {
+            while j > 0 && is_ws(b[j - 1]) {
+                j -= 1;
+            }
+            if j == 0 {
+                break;
+            }
+            j = chunk_start(b, j);
+            tail_from = j;
+            chunks_seen += 1;
+        }
+        if let Some(m) = KEYWORD_AC.find(&s[tail_from..]) {
+            p = p.min(chunk_start(b, tail_from + m.start()));
+        }
+        // Open private key block.
+        if let Some(k) = memchr::memmem::rfind(b, b"-----BEGIN ") {
+            // An open block may still grow; a closed one that ends in the held-back tail must be
+            // held whole so it is never cut in two.
+            let open = len - k < PEM_CAP && !pem_closed(s, k);
+            let ends_late = builtin::private_key_at(s, k).is_some_and(|e| e > p);
+            if open || ends_late {
+                p = p.min(chunk_start(b, k));
+            }
+        }
+        let mut tail_hold = 0;
+        if injection {
+            tail_hold = crate::inject::MAX_MATCH_LEN;
+        }
+        for c in &self.custom {
+            tail_hold = tail_hold.max(c.max_len);
+        }
+        if tail_hold > 0 {
+            p = p.min(chunk_start(b, len.saturating_sub(tail_hold)));
+        }
+        // Moving `p` back may put it inside a multi-chunk value that ends later (a keyword's
+        // value, digit groups, a key block): repeat until nothing straddles it.
+        let floor = len.saturating_sub(self.max_match_len() + 64);
+        while p > floor {
+            let q = straddle_start(s, p);
+            if q >= p {
+                break;
+            }
+            p = q;
+        }
+        let floor = len.saturating_sub(self.max_match_len() + 64);
+        if p < floor {
+            p = floor;
+            while !s.is_char_boundary(p) {
+                p += 1;
+            }
+        }
+        norm.to_original(p..p).start
+    }
+}
+
+fn is_group_char(c: u8) -> bool {
+    c.is_ascii_digit()
+        || c.is_ascii_uppercase()
+        || matches!(c, b' ' | b'+' | b'(' | b')' | b'.' | b'/' | b'-')
+}
+
+/// For `p` at a chunk start: the start of the earliest chunk whose value could straddle `p`
+/// (`p` itself when none can).
+fn straddle_start(s: &str, p: usize) -> usize {
+    let b = s.as_bytes();
+    let mut q = p;
+    // Digit groups: the chunk at `p` continues a run of group characters before it.
+    if p < b.len() && is_group_char(b[p]) && b[p] != b' ' {
+        let mut i = p;
+        while i > 0 && is_group_char(b[i - 1]) {
+            i -= 1;
+        }
+        while i < p && b[i] == b' ' {
+            i += 1;
+        }
+        if i < p {
+            q = q.min(chunk_start(b, i));
+        }
+    }
+    // An assignment keyword in the three chunks before `p`: its value may be at `p`.
+    let mut j = p;
+    let mut from = p;
+    for _ in 0..3 {
+        while j > 0 && is_ws(b[j - 1]) {
+            j -= 1;
+        }
+        if j == 0 {
+            break;
+        }
+        j = chunk_start(b, j);
+        from = j;
+    }
+    if let Some(m) = KEYWORD_AC.find(&s[from..p]) {
+        q = q.min(chunk_start(b, from + m.start()));
+    }
+    // A key block running across `p`.
+    if let Some(k) = memchr::memmem::rfind(&b[..p], b"-----BEGIN ")
+        && builtin::private_key_at(s, k).is_some_and(|e| e > p)
+    {
+        q = q.min(chunk_start(b, k));
+    }
+    q
+}
+
+fn pem_closed(s: &str, k: usize) -> bool {
+    match builtin::private_key_at(s, k) {
+        // Closed only if the block ends with its END line (not the truncated-body fallback).
+        Some(e) => s[..e].ends_with("-----") && e > k + 11 && s[k..e].contains("-----END "),
+        None => {
+            // Not a private key label (or the label is incomplete): hold while the BEGIN line
+            // itself is still open.
+            s[k + 11..].contains("-----")
+        }
+    }
+}
+
+fn is_ws(c: u8) -> bool {
+    c.is_ascii_whitespace()
+}
+
+/// Start of the chunk containing or ending at `pos`.
+fn chunk_start(b: &[u8], mut pos: usize) -> usize {
+    while pos > 0 && !is_ws(b[pos - 1]) {
+        pos -= 1;
+    }
+    pos
+}
+
+fn chunk_spans(s: &str) -> impl Iterator<Item = (usize, &str)> {
+    s.split(|c: char| c.is_ascii_whitespace())
+        .scan(0usize, |off, part| {
+            let at = *off;
+            *off += part.len() + 1;
+            Some((at, part))
+        })
+        .filter(|(_, p)| !p.is_empty())
+}
+
+fn has_percent_escape(t: &str) -> bool {
+    t.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+fn decode_base64(run: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(run).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let total = text.chars().count();
+    let printable = text
+        .chars()
+        .filter(|c| !c.is_control() || c.is_whitespace())
+        .count();
+    (total > 0 && printable * 10 >= total * 9).then_some(text)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    start: usize,
+    end: usize,
+    flags: u8,
+}
+
+const C_DIGIT: u8 = 1;
+const C_AT: u8 = 2;
+const C_PCT: u8 = 4;
+const C_LOWER: u8 = 8;
+const C_WS: u8 = 16;
+const C_ASSIGN: u8 = 32;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if c.is_ascii_digit() {
+            C_DIGIT
+        } else if c == b'@' {
+            C_AT
+        } else if c == b'%' {
+            C_PCT
+        } else if c.is_ascii_lowercase() {
+            C_LOWER
+        } else if c.is_ascii_whitespace() {
+            C_WS
+        } else if c == b':' || c == b'=' {
+            C_ASSIGN
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Chunks at least this long may be tokens/keys.
+const LONG_CHUNK: usize = 20;
+/// Chunks separated by at most this much whitespace join one window.
+const MAX_GAP: usize = 3;
+
+/// The regions of `s` worth running patterns on, each a run of whole chunks.
+fn windows(s: &str, decode: bool) -> Vec<Window> {
+    let b = s.as_bytes();
+    let n = b.len();
+    let mut out = Vec::new();
+    let mut cur: Option<Window> = None;
+    let mut pending: Option<(usize, usize, u8)> = None;
+    let mut force = 0u8;
+    let mut i = 0;
+    let mut prev_end = 0;
+    while i < n {
+        let ws_start = i;
+        while i < n && CLASS[b[i] as usize] == C_WS {
+            i += 1;
+        }
+        if i >= n {
+            break;
+        }
+        let gap = if prev_end == 0 && ws_start == 0 {
+            0
+        } else {
+            i - ws_start
+        };
+        let cs = i;
+        let mut cls = 0u8;
+        while i < n {
+            let c = CLASS[b[i] as usize];
+            if c == C_WS {
+                break;
+            }
+            cls |= c;
+            i += 1;
+        }
+        let ce = i;
+        prev_end = ce;
+        // Keywords matter only in an assignment: `:`/`=` in the chunk or right after it.
+        let assign_next = {
+            let mut j = ce;
+            while j < n && matches!(b[j], b' ' | b'\t') {
+                j += 1;
+            }
+            j < n && matches!(b[j], b':' | b'=')
+        };
+        let key = (cls & C_ASSIGN != 0 || assign_next) && KEYWORD_AC.is_match(&s[cs..ce]);
+        let long = ce - cs >= LONG_CHUNK;
+        let mut flags = 0u8;
+        if cls & C_DIGIT != 0 {
+            flags |= F_DIGIT;
+        }
+        if cls & C_AT != 0 {
+            flags |= F_AT;
+        }
+        if long {
+            flags |= F_LONG;
+        }
+        if key {
+            flags |= F_KEY;
+        }
+        if decode && cls & C_PCT != 0 {
+            flags |= F_PCT;
+        }
+        let interesting = flags != 0;
+        let glue = !interesting && ce - cs <= 5 && cls & C_LOWER == 0;
+        if interesting || force > 0 {
+            if !key && force > 0 {
+                force -= 1;
+                // A value after a keyword belongs to the keyword's window.
+                flags |= F_KEY;
+            }
+            if key {
+                force = 2;
+            }
+            match cur.as_mut() {
+                Some(w) if gap <= MAX_GAP || flags & F_KEY != 0 && w.flags & F_KEY != 0 => {
+                    w.end = ce;
+                    w.flags |= flags;
+                }
+                _ => {
+                    out.extend(cur.take());
+                    let (start, pflags) = match pending {
+                        Some((ps, _, pf)) if gap <= MAX_GAP => (ps, pf),
+                        _ => (cs, 0),
+                    };
+                    cur = Some(Window {
+                        start,
+                        end: ce,
+                        flags: flags | pflags,
+                    });
+                }
+            }
+            pending = None;
+        } else if glue {
+            match cur.as_mut() {
+                Some(w) if gap <= MAX_GAP => w.end = ce,
+                _ => {
+                    out.extend(cur.take());
+                    pending = match pending {
+                        Some((ps, _, pf)) if gap <= MAX_GAP => Some((ps, ce, pf)),
+                        _ => Some((cs, ce, 0)),
+                    };
+                }
+            }
+        } else {
+            out.extend(cur.take());
+            pending = None;
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// Runs a family over a group of windows. Every member matching at a candidate's start is
+/// checked (leftmost-first alone would hide e.g. a card behind a phone-shaped prefix); when none
+/// passes, the search resumes just after the start so candidates inside are not skipped.
+fn run_family(
+    fam: &builtin::Family,
+    s: &str,
+    hay: &str,
+    group: &[Window],
+    gs: usize,
+    ge: usize,
+    push: &mut dyn FnMut(usize, usize, usize),
+) {
+    use regex_automata::{Anchored, Input, PatternSet};
+    let inside = |a: usize, e: usize| {
+        let i = group.partition_point(|w| w.start <= a);
+        i > 0 && e <= group[i - 1].end && group[i - 1].flags & fam.need != 0
+    };
+    let mut set = PatternSet::new(fam.members.len());
+    let mut pos = gs;
+    while pos < ge {
+        let Some(m) = fam.first.search(&Input::new(hay).range(pos..ge)) else {
+            break;
+        };
+        let a = m.start();
+        let mut resume = None;
+        let primary = &BUILTINS[fam.members[m.pattern().as_usize()]];
+        if inside(a, m.end())
+            && let Some((k, fa, fe)) = (primary.check)(s, a, m.end())
+        {
+            push(k, fa, fe);
+            resume = Some(fe);
+        }
+        // Only when the first reading fails are the other members tried at the same start (token
+        // prefixes are distinct, so only the digit family has other readings).
+        if resume.is_none() && fam.need == F_DIGIT {
+            set.clear();
+            fam.all.which_overlapping_matches(
+                &Input::new(hay).range(a..ge).anchored(Anchored::Yes),
+                &mut set,
+            );
+            for pid in set.iter().filter(|&p| p != m.pattern()) {
+                let det = &BUILTINS[fam.members[pid.as_usize()]];
+                let e = match det.re.find_at(hay, a) {
+                    Some(x) if x.start() == a => x.end(),
+                    _ => continue,
+                };
+                if inside(a, e)
+                    && let Some((k, fa, fe)) = (det.check)(s, a, e)
+                {
+                    push(k, fa, fe);
+                    resume = Some(resume.unwrap_or(0).max(fe));
+                }
+            }
+        }
+        pos = match resume {
+            Some(r) if r > a => r,
+            _ => {
+                let mut p = a + 1;
+                while !s.is_char_boundary(p) {
+                    p += 1;
+                }
+                p
+            }
+        };
+    }
+}
+
+/// Windows closer than this are searched with one regex call per detector (per-call overhead
+/// dominates on text dense with candidates); matches are still kept only inside a window.
+const GROUP_GAP: usize = 256;
+
+fn groups(wins: &[Window]) -> impl Iterator<Item = &[Window]> {
+    wins.chunk_by(|a, b| b.start - a.end <= GROUP_GAP)
+}
+
+/// Non-overlapping selection: within each cluster of overlapping findings, secrets win over
+/// other values, and values (PII, secrets, custom) win over injection phrases — a phrase quoting an address must not stop the
+/// address from being redacted; the phrase is kept up to where the value starts — then longer
+/// findings win, then higher priority, then earlier ones.
+fn resolve(mut raw: Vec<Raw>) -> Vec<Raw> {
+    raw.retain(|r| r.start < r.end);
+    raw.sort_unstable_by_key(|r| r.start);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut cluster: Vec<Raw> = Vec::new();
+    let mut cluster_end = 0;
+    for r in raw {
+        if !cluster.is_empty() && r.start >= cluster_end {
+            flush_cluster(&mut cluster, &mut out);
+        }
+        cluster_end = if cluster.is_empty() {
+            r.end
+        } else {
+            cluster_end.max(r.end)
+        };
+        cluster.push(r);
+    }
+    flush_cluster(&mut cluster, &mut out);
+    out
+}
+
+fn flush_cluster(cluster: &mut Vec<Raw>, out: &mut Vec<Raw>) {
+    if cluster.len() <= 1 {
+        out.append(cluster);
+        return;
+    }
+    let phrase = |r: &Raw| r.category == Category::Injection;
+    // Secrets first (a token in `https://ghp_…@github.com` is not an email address), phrases
+    // last.
+    let rank = |r: &Raw| match r.category {
+        Category::Secret => 0,
+        Category::Pii | Category::Custom => 1,
+        Category::Injection => 2,
+    };
+    cluster.sort_by(|x, y| {
+        rank(x)
+            .cmp(&rank(y))
+            .then((y.end - y.start).cmp(&(x.end - x.start)))
+            .then(y.priority.cmp(&x.priority))
+            .then(x.start.cmp(&y.start))
+    });
+    let first = out.len();
+    for mut r in cluster.drain(..) {
+        if phrase(&r)
+            && let Some(cut) = out[first..]
+                .iter()
+                .filter(|t| t.start > r.start && t.start < r.end)
+                .map(|t| t.start)
+                .min()
+        {
+            r.end = cut;
+        }
+        if out[first..]
+            .iter()
+            .all(|t| t.end <= r.start || r.end <= t.start)
+        {
+            out.push(r);
+        }
+    }
+    out[first..].sort_unstable_by_key(|r| r.start);
+}
+
+#[cfg(test)]
+mod tests;

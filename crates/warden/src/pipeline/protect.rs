@@ -1,0 +1,703 @@
+//! Protect stage: content protection on both directions of an exchange.
+//!
+//! - [`request`] scans every content string of the request body (prompts, system text, tool
+//!   definitions, tool calls and results), applies the configured actions (redact, mask,
+//!   tokenize, block) and re-serializes the body only when something changed.
+//! - [`response`] does the same to a buffered response, then restores the placeholders this
+//!   caller's request was given (`⟦EMAIL_1⟧` back to the address).
+//! - [`StreamProtector`] does it to a live stream: it holds whole events while their text is
+//!   not final (a value may be split across frames), rewrites the strings inside each event in
+//!   place and releases events in order.
+//! - [`redact_record`] removes every detected value from what the ledger keeps
+//!   (`audit.capture = "redacted"`), whatever was done on the wire.
+//!
+//! Findings are kept as type, family, JSON path, action and count ([`ProtectRecord`]); no value
+//! ever leaves this module except inside the rewritten body it belongs to.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use warden_protect::policy::{Direction, Mode};
+use warden_protect::stream::TextStream;
+use warden_protect::transform::{self, Context};
+use warden_protect::vault::Vault;
+use warden_protocol::{
+    EventSplitter, ExchangeRequest, ExchangeResponse, Framing, replace_event_data,
+    visit_content_strings,
+};
+
+use super::record::ExchangeRecord;
+use super::refuse::{GatewayError, Source};
+use crate::config::ProtectConfig;
+
+/// Findings of one exchange, as the ledger records them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProtectRecord {
+    /// One row per direction, type, path and action, with how many values it covers.
+    pub findings: Vec<FindingRow>,
+    /// Whether content protection blocked the exchange.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+    /// Placeholders restored to their values in the response.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub restored: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// One line of [`ProtectRecord::findings`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingRow {
+    /// `request` or `response`.
+    pub direction: &'static str,
+    /// Detected type (`email`, `github_token`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pii`, `secret`, `injection` or `custom`.
+    pub category: &'static str,
+    /// JSON path of the string in the body (a stream event's path for streams).
+    pub path: String,
+    /// What was done: `allow`, `log`, `mask`, `tokenize`, `redact`, `block`.
+    pub action: &'static str,
+    /// What the policy would have done, in report mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would: Option<&'static str>,
+    /// Values covered by this row.
+    pub count: u32,
+}
+
+impl ProtectRecord {
+    fn add(&mut self, direction: Direction, path: &str, f: &transform::Finding) {
+        let direction = match direction {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        };
+        // `allow` means the operator chose to ignore the type: nothing to record.
+        if f.action == warden_protect::policy::Action::Allow && f.would.is_none() {
+            return;
+        }
+        let action = f.action.name();
+        let would = f.would.map(|a| a.name());
+        if let Some(row) = self.findings.iter_mut().find(|r| {
+            r.direction == direction
+                && r.kind == *f.kind
+                && r.path == path
+                && r.action == action
+                && r.would == would
+        }) {
+            row.count += 1;
+            return;
+        }
+        // A long conversation can hold thousands of findings; the ledger keeps a bounded list.
+        if self.findings.len() >= MAX_ROWS {
+            return;
+        }
+        self.findings.push(FindingRow {
+            direction,
+            kind: f.kind.to_string(),
+            category: f.category.name(),
+            path: path.to_string(),
+            action,
+            would,
+            count: 1,
+        });
+    }
+
+    /// Whether the request had values tokenized (so the response may carry placeholders).
+    pub fn tokenized(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|r| r.direction == "request" && r.action == "tokenize")
+    }
+
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty() && !self.blocked
+    }
+
+    /// The types blocked in `direction`, with counts, for messages.
+    pub fn blocked_types(&self, direction: &'static str) -> String {
+        self.blocked_summary(direction)
+    }
+
+    /// `email ×2, github_token ×1` for messages (types and counts, never values).
+    fn blocked_summary(&self, direction: &'static str) -> String {
+        let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+        for r in &self.findings {
+            if r.direction == direction && r.action == "block" {
+                *counts.entry(r.kind.as_str()).or_default() += r.count;
+            }
+        }
+        counts
+            .iter()
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Most finding rows one exchange records.
+const MAX_ROWS: usize = 256;
+
+/// Who the caller is, for tokenize and restore.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// `x-warden-tenant` (or the key's tenant).
+    pub tenant: Option<String>,
+    /// `x-warden-session`.
+    pub session: Option<String>,
+}
+
+impl Caller {
+    fn ctx<'a>(&'a self, direction: Direction, vault: Option<&'a Vault>) -> Context<'a> {
+        Context {
+            direction,
+            tenant: self.tenant.as_deref(),
+            session: self.session.as_deref(),
+            vault,
+        }
+    }
+
+    fn restore(&self, vault: &Vault, text: &str) -> Option<(String, usize)> {
+        vault.restore(
+            self.tenant.as_deref().unwrap_or(""),
+            self.session.as_deref().unwrap_or(""),
+            text,
+        )
+    }
+}
+
+/// Protects a request body in place. `Ok(true)` when the body changed (the caller re-parses
+/// and re-digests it).
+///
+/// # Errors
+///
+/// A `block` action on anything found: 400 `content_blocked` naming the types and where.
+pub fn request(
+    cfg: &ProtectConfig,
+    vault: &Vault,
+    caller: &Caller,
+    body: &mut Bytes,
+    record: &mut ProtectRecord,
+) -> Result<bool, GatewayError> {
+    if cfg.policy.mode(caller.tenant.as_deref()) == Mode::Off || body.is_empty() {
+        return Ok(false);
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return Ok(false);
+    };
+    let ctx = caller.ctx(Direction::Request, Some(vault));
+    let mut changed = false;
+    let mut blocked_at = Vec::new();
+    visit_content_strings(&mut value, &mut |path, s| {
+        let found = cfg.scanner.scan(s);
+        if found.is_empty() {
+            return;
+        }
+        let o = transform::apply(s, &found, &cfg.policy, &ctx);
+        for f in &o.findings {
+            record.add(Direction::Request, path, f);
+        }
+        if o.blocked && blocked_at.len() < 5 {
+            blocked_at.push(path.to_string());
+        }
+        if let Some(t) = o.text {
+            *s = t;
+            changed = true;
+        }
+    });
+    if !blocked_at.is_empty() {
+        record.blocked = true;
+        return Err(GatewayError::content_blocked(
+            format!(
+                "Warden blocked this request: it contains {} (at {}). Remove the values, or ask the operator to change `protect.actions` if this is intended.",
+                record.blocked_summary("request"),
+                blocked_at.join(", ")
+            ),
+            Source::Client,
+        ));
+    }
+    if changed {
+        *body = Bytes::from(serde_json::to_vec(&value).expect("JSON values serialize"));
+    }
+    Ok(changed)
+}
+
+/// Protects a buffered response body: actions for the response direction, then placeholder
+/// restore. Returns the body to release.
+///
+/// # Errors
+///
+/// A `block` action on anything in the answer: 400 `content_blocked`; the answer is withheld.
+pub fn response(
+    cfg: &Arc<ProtectConfig>,
+    vault: &Arc<Vault>,
+    caller: &Caller,
+    framing: Framing,
+    bytes: Bytes,
+    record: &mut ProtectRecord,
+) -> Result<Bytes, GatewayError> {
+    if cfg.policy.mode(caller.tenant.as_deref()) == Mode::Off {
+        return Ok(bytes);
+    }
+    if framing.is_stream() {
+        // A whole stream held by `audit.stream = "buffer"`: the same event rewriting.
+        let mut p = StreamProtector::new(cfg.clone(), vault.clone(), caller.clone(), framing);
+        let mut out = p.push(&bytes);
+        let (before, after) = p.finish(&[]);
+        out.extend_from_slice(&before);
+        out.extend_from_slice(&after);
+        record.merge(p.take_record());
+        if record.blocked {
+            return Err(blocked_response(record));
+        }
+        return Ok(Bytes::from(out));
+    }
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(bytes);
+    };
+    let ctx = caller.ctx(Direction::Response, None);
+    let mut changed = false;
+    visit_content_strings(&mut value, &mut |path, s| {
+        let found = cfg.scanner.scan(s);
+        if !found.is_empty() {
+            let o = transform::apply(s, &found, &cfg.policy, &ctx);
+            for f in &o.findings {
+                record.add(Direction::Response, path, f);
+            }
+            record.blocked |= o.blocked;
+            if let Some(t) = o.text {
+                *s = t;
+                changed = true;
+            }
+        }
+        if s.contains('\u{27E6}')
+            && let Some((t, n)) = caller.restore(vault, s)
+        {
+            *s = t;
+            record.restored += n;
+            changed = true;
+        }
+    });
+    if record.blocked {
+        return Err(blocked_response(record));
+    }
+    if !changed {
+        return Ok(bytes);
+    }
+    Ok(Bytes::from(
+        serde_json::to_vec(&value).expect("JSON values serialize"),
+    ))
+}
+
+fn blocked_response(record: &ProtectRecord) -> GatewayError {
+    GatewayError::content_blocked(
+        format!(
+            "Warden withheld the model's answer: it contains {}. The exchange is recorded; ask the operator to review `protect.response` if this is intended.",
+            record.blocked_summary("response")
+        ),
+        Source::Upstream,
+    )
+}
+
+impl ProtectRecord {
+    /// Adds another record's findings (a stream's, to the request's).
+    pub fn merge(&mut self, other: ProtectRecord) {
+        for row in other.findings {
+            let found = self.findings.iter().position(|r| {
+                r.direction == row.direction
+                    && r.kind == row.kind
+                    && r.path == row.path
+                    && r.action == row.action
+                    && r.would == row.would
+            });
+            match found {
+                Some(i) => self.findings[i].count += row.count,
+                None if self.findings.len() < MAX_ROWS => self.findings.push(row),
+                None => {}
+            }
+        }
+        self.blocked |= other.blocked;
+        self.restored += other.restored;
+    }
+}
+
+/// One stream event waiting for its text to be final.
+struct Held {
+    raw: Vec<u8>,
+    start: u64,
+    value: Option<Value>,
+    /// Piece ids of its content strings, in visit order, with their released text.
+    fields: Vec<(u64, Option<String>)>,
+    waiting: usize,
+}
+
+/// Rewrites a live stream's events: content protection on the reassembled text of each
+/// channel (a choice's content, a tool call's arguments), with a bounded hold-back window.
+pub struct StreamProtector {
+    cfg: Arc<ProtectConfig>,
+    vault: Arc<Vault>,
+    caller: Caller,
+    framing: Framing,
+    splitter: Option<EventSplitter>,
+    /// Absolute offset of the next byte pushed.
+    pos: u64,
+    queue: VecDeque<Held>,
+    /// Sequence number of `queue[0]`.
+    front_seq: u64,
+    /// Piece id → sequence number of its event.
+    owner: HashMap<u64, u64>,
+    channels: HashMap<String, TextStream>,
+    next_id: u64,
+    record: ProtectRecord,
+    /// Whether an injection finding in the answer changes or blocks it, so text must be held
+    /// back until no injection phrase can still be forming.
+    hold_injection: bool,
+}
+
+impl StreamProtector {
+    /// A protector for one stream of `caller`.
+    pub fn new(
+        cfg: Arc<ProtectConfig>,
+        vault: Arc<Vault>,
+        caller: Caller,
+        framing: Framing,
+    ) -> StreamProtector {
+        let hold_injection = warden_protect::inject::TYPES.iter().any(|(kind, _)| {
+            cfg.policy
+                .action(
+                    Direction::Response,
+                    caller.tenant.as_deref(),
+                    kind,
+                    warden_protect::Category::Injection,
+                )
+                .rewrites()
+        });
+        StreamProtector {
+            hold_injection,
+            splitter: EventSplitter::new(framing),
+            cfg,
+            vault,
+            caller,
+            framing,
+            pos: 0,
+            queue: VecDeque::new(),
+            front_seq: 0,
+            owner: HashMap::new(),
+            channels: HashMap::new(),
+            next_id: 0,
+            record: ProtectRecord::default(),
+        }
+    }
+
+    /// Whether something found must end the stream (a `block` action).
+    pub fn blocked(&self) -> bool {
+        self.record.blocked
+    }
+
+    /// The findings so far.
+    pub fn take_record(&mut self) -> ProtectRecord {
+        std::mem::take(&mut self.record)
+    }
+
+    /// Feeds released bytes (whole events); returns the bytes that may go out now.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let base = self.pos;
+        self.pos += bytes.len() as u64;
+        let Some(splitter) = self.splitter.as_mut() else {
+            return bytes.to_vec();
+        };
+        let events = splitter.push(bytes);
+        let mut out = Vec::new();
+        // Bytes before the first event belong to the previous event (its separators).
+        let first = events
+            .first()
+            .map_or(bytes.len(), |e| (e.start - base) as usize);
+        match self.queue.back_mut() {
+            Some(h) => h.raw.extend_from_slice(&bytes[..first]),
+            None => out.extend_from_slice(&bytes[..first]),
+        }
+        for (i, e) in events.iter().enumerate() {
+            let from = (e.start - base) as usize;
+            let to = events
+                .get(i + 1)
+                .map_or(bytes.len(), |n| (n.start - base) as usize);
+            self.add_event(e.start, bytes[from..to].to_vec(), &e.data);
+        }
+        self.step(false);
+        self.release(&mut out, u64::MAX);
+        out
+    }
+
+    /// Ends the stream: `terminal` is the held-back terminal event (and whatever followed);
+    /// returns the bytes before it and the (protected) terminal bytes, so the caller can put
+    /// the receipt between them.
+    pub fn finish(&mut self, terminal: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let at = self.pos;
+        let mut before = Vec::new();
+        if !terminal.is_empty() {
+            let more = self.push_events_only(terminal);
+            before.extend_from_slice(&more);
+        }
+        if let Some(s) = self.splitter.as_mut() {
+            for e in s.finish() {
+                // A trailing event the stream did not terminate: its bytes are the end of
+                // `terminal` (released bytes never hold a partial event).
+                let raw = e
+                    .start
+                    .checked_sub(at)
+                    .and_then(|off| terminal.get(off as usize..))
+                    .map_or_else(|| e.data.clone(), <[u8]>::to_vec);
+                self.add_event(e.start, raw, &e.data);
+            }
+        }
+        self.step(true);
+        self.release(&mut before, at);
+        let mut after = Vec::new();
+        self.release(&mut after, u64::MAX);
+        (before, after)
+    }
+
+    /// Like [`StreamProtector::push`] but releases nothing (used for the terminal bytes).
+    fn push_events_only(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let base = self.pos;
+        self.pos += bytes.len() as u64;
+        let Some(splitter) = self.splitter.as_mut() else {
+            return Vec::new();
+        };
+        let events = splitter.push(bytes);
+        let first = events
+            .first()
+            .map_or(bytes.len(), |e| (e.start - base) as usize);
+        let mut out = Vec::new();
+        match self.queue.back_mut() {
+            Some(h) => h.raw.extend_from_slice(&bytes[..first]),
+            None => out.extend_from_slice(&bytes[..first]),
+        }
+        for (i, e) in events.iter().enumerate() {
+            let from = (e.start - base) as usize;
+            let to = events
+                .get(i + 1)
+                .map_or(bytes.len(), |n| (n.start - base) as usize);
+            self.add_event(e.start, bytes[from..to].to_vec(), &e.data);
+        }
+        out
+    }
+
+    fn add_event(&mut self, start: u64, raw: Vec<u8>, data: &[u8]) {
+        let seq = self.front_seq + self.queue.len() as u64;
+        let mut held = Held {
+            raw,
+            start,
+            value: None,
+            fields: Vec::new(),
+            waiting: 0,
+        };
+        if let Ok(mut value) = serde_json::from_slice::<Value>(data) {
+            let mut touched = Vec::new();
+            visit_content_strings(&mut value, &mut |path, s| {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.channels
+                    .entry(path.to_string())
+                    .or_insert_with(|| {
+                        TextStream::with_window(self.cfg.stream_window, self.hold_injection)
+                    })
+                    .push(id, s);
+                self.owner.insert(id, seq);
+                held.fields.push((id, None));
+                touched.push(path.to_string());
+            });
+            held.waiting = held.fields.len();
+            if !held.fields.is_empty() {
+                held.value = Some(value);
+                // A channel this event did not continue has ended (the next content block, the
+                // finish chunk): its held tail is final.
+                let idle: Vec<String> = self
+                    .channels
+                    .iter()
+                    .filter(|(k, c)| c.is_pending() && !touched.contains(k))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in idle {
+                    self.step_channel(&k, true);
+                }
+            }
+        }
+        self.queue.push_back(held);
+    }
+
+    fn step(&mut self, last: bool) {
+        let keys: Vec<String> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.is_pending())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            self.step_channel(&k, last);
+        }
+    }
+
+    fn step_channel(&mut self, path: &str, last: bool) {
+        let Some(channel) = self.channels.get_mut(path) else {
+            return;
+        };
+        let ctx = self.caller.ctx(Direction::Response, None);
+        let vault = &self.vault;
+        let caller = &self.caller;
+        let restore = |p: &str| caller.restore(vault, p).map(|(t, _)| t);
+        let step = channel.step(
+            &self.cfg.scanner,
+            &self.cfg.policy,
+            &ctx,
+            Some(&restore),
+            last,
+        );
+        for f in &step.findings {
+            self.record.add(Direction::Response, path, f);
+        }
+        self.record.blocked |= step.blocked;
+        self.record.restored += step.restored;
+        for (id, text) in step.released {
+            let Some(seq) = self.owner.remove(&id) else {
+                continue;
+            };
+            let Some(held) = self.queue.get_mut((seq - self.front_seq) as usize) else {
+                continue;
+            };
+            if let Some(field) = held.fields.iter_mut().find(|(i, _)| *i == id) {
+                field.1 = Some(text);
+                held.waiting -= 1;
+            }
+        }
+    }
+
+    /// Moves final events that start before `before` from the front of the queue to `out`.
+    fn release(&mut self, out: &mut Vec<u8>, before: u64) {
+        while let Some(front) = self.queue.front() {
+            if front.waiting > 0 || front.start >= before || self.record.blocked {
+                return;
+            }
+            let held = self.queue.pop_front().expect("front exists");
+            self.front_seq += 1;
+            out.extend_from_slice(&self.render(held));
+        }
+    }
+
+    fn render(&self, held: Held) -> Vec<u8> {
+        let Some(mut value) = held.value else {
+            return held.raw;
+        };
+        let mut texts = held.fields.into_iter().map(|(_, t)| t);
+        let mut changed = false;
+        visit_content_strings(&mut value, &mut |_, s| {
+            if let Some(Some(t)) = texts.next()
+                && t != *s
+            {
+                *s = t;
+                changed = true;
+            }
+        });
+        if !changed {
+            return held.raw;
+        }
+        let data = serde_json::to_vec(&value).expect("JSON values serialize");
+        replace_event_data(self.framing, &held.raw, &data)
+    }
+}
+
+/// Findings in a response that was released without a protector (a stream whose policy
+/// changes nothing): reported under `$.output`, `$.reasoning` and `$.tool_calls[i].arguments`.
+pub fn response_findings(
+    cfg: &ProtectConfig,
+    caller: &Caller,
+    resp: &ExchangeResponse,
+    record: &mut ProtectRecord,
+) {
+    if cfg.policy.mode(caller.tenant.as_deref()) == Mode::Off {
+        return;
+    }
+    let ctx = caller.ctx(Direction::Response, None);
+    let mut scan = |path: &str, text: &str| {
+        let found = cfg.scanner.scan(text);
+        if found.is_empty() {
+            return;
+        }
+        let o = transform::apply(text, &found, &cfg.policy, &ctx);
+        for f in &o.findings {
+            record.add(Direction::Response, path, f);
+        }
+    };
+    scan("$.output", &resp.output_text);
+    scan("$.reasoning", &resp.reasoning);
+    for (i, c) in resp.tool_calls.iter().enumerate() {
+        scan(&format!("$.tool_calls[{i}].arguments"), &c.arguments);
+    }
+}
+
+/// Replaces every detected value in what the ledger keeps of `rec` with its type label
+/// (`audit.capture = "redacted"`): prompts, system text, tool calls, tool results, output and
+/// reasoning. Values a request tokenized already appear as placeholders.
+pub fn redact_record(cfg: &ProtectConfig, rec: &mut ExchangeRecord) {
+    if let Some(req) = rec.exchange.request.as_mut() {
+        redact_request(cfg, req);
+    }
+    if let Some(resp) = rec.exchange.response.as_mut() {
+        redact_response(cfg, resp);
+    }
+}
+
+fn redact_text(cfg: &ProtectConfig, text: &mut String) {
+    let found = cfg.scanner.scan(text);
+    if found.is_empty() {
+        return;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for d in &found {
+        out.push_str(&text[at..d.start]);
+        out.push_str(&transform::label(&d.kind));
+        at = d.end;
+    }
+    out.push_str(&text[at..]);
+    *text = out;
+}
+
+fn redact_request(cfg: &ProtectConfig, req: &mut ExchangeRequest) {
+    use warden_protocol::Content;
+    for part in &mut req.system {
+        redact_text(cfg, &mut part.text);
+    }
+    for m in &mut req.messages {
+        for c in &mut m.content {
+            match c {
+                Content::Text(p) | Content::Reasoning(p) => redact_text(cfg, &mut p.text),
+                Content::ToolResult { content, .. } => redact_text(cfg, &mut content.text),
+                Content::ToolCall(call) => redact_text(cfg, &mut call.arguments),
+                Content::Media { .. } => {}
+            }
+        }
+    }
+    for t in &mut req.tools {
+        if let Some(d) = t.description.as_mut() {
+            redact_text(cfg, d);
+        }
+    }
+}
+
+fn redact_response(cfg: &ProtectConfig, resp: &mut ExchangeResponse) {
+    redact_text(cfg, &mut resp.output_text);
+    redact_text(cfg, &mut resp.reasoning);
+    for c in &mut resp.tool_calls {
+        redact_text(cfg, &mut c.arguments);
+    }
+    if let Some(e) = resp.error.as_mut() {
+        redact_text(cfg, e);
+    }
+}
