@@ -33,6 +33,15 @@ _SCRUBBED_PREFIXES = ("OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "WARDEN_")
 _KEPT = {"WARDEN_BIN"}
 
 START_TIMEOUT_S = 20.0
+
+# Config for gateways whose tests read what the upstream received through the mock's echo: the
+# echo sends request headers (credentials included) back as the model's answer, and response
+# protection rightly redacts `"x-api-key": "..."` as a generic secret. Every other default stays,
+# so streams still pass through the content-protection rewriter.
+ECHO_CONFIG = """
+[protect.response]
+generic_secret = "log"
+"""
 STOP_TIMEOUT_S = 10.0
 
 # Loopback traffic must never go through a proxy from the environment.
@@ -275,7 +284,7 @@ def warden(workdir) -> Warden:
     """The mock upstream and a gateway routing every provider to it."""
     mock = start_mock(workdir)
     try:
-        gw = start_gateway(workdir, {p: mock.url for p in PROVIDERS})
+        gw = start_gateway(workdir, {p: mock.url for p in PROVIDERS}, config=ECHO_CONFIG)
     except Exception:
         mock.stop()
         raise

@@ -10,7 +10,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from conftest import assert_transport_error, closed_port_url, scenario, start_gateway
+from conftest import ECHO_CONFIG, assert_transport_error, closed_port_url, scenario, start_gateway
 
 MODEL = "gemini-2.5-flash"
 KEY = "AIza-test-gemini-client-key-0123456789"
@@ -298,6 +298,7 @@ def gemini_only_gateway(warden, workdir):
         workdir,
         {"openai": dead, "anthropic": dead, "ollama": dead, "gemini": warden.mock},
         name="gemini-only-gateway",
+        config=ECHO_CONFIG,
     )
     yield gw.url
     gw.stop()

@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from conftest import (
+    ECHO_CONFIG,
     PROVIDERS,
     _NO_PROXY_OPENER,
     _child_env,
@@ -66,7 +67,7 @@ class Gw:
             workdir,
             {p: mock.url for p in PROVIDERS},
             name=self.name,
-            config=config,
+            config=config if config is not None else ECHO_CONFIG,
             env=PROVIDER_KEYS,
             data_dir=data_dir,
         )

@@ -88,6 +88,12 @@ impl TextStream {
         self.pieces.push_back((id, self.base + self.buf.len()));
     }
 
+    /// Whether the pending text is exactly `s`: the same whole string arriving again in the
+    /// next event is a field repeated per event (a label, a status), not a delta.
+    pub fn pending_is(&self, s: &str) -> bool {
+        &self.buf[self.ctx..] == s
+    }
+
     /// Whether pieces are waiting.
     pub fn is_pending(&self) -> bool {
         !self.pieces.is_empty()

@@ -52,6 +52,11 @@ const STRUCTURAL_KEYS: &[&str] = &[
     "b64_json",
     "encrypted_content",
     "tool_choice",
+    // Per-chunk metadata that repeats in every stream event (Gemini's usage modality, OpenAI's
+    // random `obfuscation` padding): never content, and treating it as a stream of text would
+    // hold events back for nothing.
+    "modality",
+    "obfuscation",
 ];
 
 /// Keys whose values are media payloads (base64), skipped wherever they appear next to a media

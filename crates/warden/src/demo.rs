@@ -192,11 +192,11 @@ fn scenarios() -> Vec<Scenario> {
             body: r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Deploy with AKIAZ7QX3MPLE4R9TK2W please."}]}"#.into(),
         },
         Scenario {
-            title: "Content protection: an email redacted before the model sees it",
+            title: "Content protection: PII in the model's answer redacted (pii-redact preset)",
             method: Method::POST,
-            path: "/v1/chat/completions",
-            headers: with(openai.clone(), ("x-mock-scenario", r#"{"text":"I read: [EMAIL] asked for the invoice."}"#)),
-            body: r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"jane.doe@example.org asked for the invoice."}]}"#.into(),
+            path: "/v1/messages",
+            headers: with(anthropic.clone(), ("x-mock-scenario", r#"{"text":"Contact jane.doe@example.org or +1 415-555-2671."}"#)),
+            body: r#"{"model":"claude-sonnet-4-5","max_tokens":256,"messages":[{"role":"user","content":"Who handles invoices?"}]}"#.into(),
         },
         Scenario {
             title: "Content protection: a token split across stream frames (redacted)",

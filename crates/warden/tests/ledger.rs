@@ -583,7 +583,7 @@ async fn request_entries_all_records_buffered_requests_before_forwarding() {
 #[tokio::test]
 async fn metadata_capture_keeps_no_content() {
     let mock = mock();
-    let gw = gateway(&mock.url(), &[]);
+    let gw = gateway_with_config(&mock.url(), "[audit]\ncapture = \"metadata\"\n");
     let r = post_json(
         &format!("{}/v1/chat/completions", gw.url()),
         &[("x-mock-scenario", r#"{"text":"secret answer","tool_calls":[{"name":"lookup","arguments":{"q":"secret"}}]}"#)],

@@ -141,6 +141,11 @@ impl ProtectRecord {
     }
 }
 
+/// Most events a stream holds back at once: a value split over more frames than this is
+/// released in part rather than stall the stream (a 40-character key streamed one token per
+/// frame spans about 15).
+const MAX_HELD_EVENTS: usize = 64;
+
 /// Most finding rows one exchange records.
 const MAX_ROWS: usize = 256;
 
@@ -430,6 +435,9 @@ impl StreamProtector {
             self.add_event(e.start, bytes[from..to].to_vec(), &e.data);
         }
         self.step(false);
+        if self.queue.len() > MAX_HELD_EVENTS {
+            self.step(true);
+        }
         self.release(&mut out, u64::MAX);
         out
     }
@@ -500,9 +508,19 @@ impl StreamProtector {
         };
         if let Ok(mut value) = serde_json::from_slice::<Value>(data) {
             let mut touched = Vec::new();
+            let mut finals: Vec<String> = Vec::new();
             visit_content_strings(&mut value, &mut |path, s| {
                 let id = self.next_id;
                 self.next_id += 1;
+                // A string repeated whole in consecutive events (a label, a status) is a field,
+                // not a delta: what the channel holds is final.
+                if let Some(c) = self.channels.get_mut(path)
+                    && c.is_pending()
+                    && s.len() >= 2
+                    && c.pending_is(s)
+                {
+                    finals.push(path.to_string());
+                }
                 self.channels
                     .entry(path.to_string())
                     .or_insert_with(|| {
@@ -516,6 +534,9 @@ impl StreamProtector {
             held.waiting = held.fields.len();
             if !held.fields.is_empty() {
                 held.value = Some(value);
+                // The event joins the queue before any channel is stepped: a piece released
+                // now must find its event.
+                self.queue.push_back(held);
                 // A channel this event did not continue has ended (the next content block, the
                 // finish chunk): its held tail is final.
                 let idle: Vec<String> = self
@@ -524,9 +545,10 @@ impl StreamProtector {
                     .filter(|(k, c)| c.is_pending() && !touched.contains(k))
                     .map(|(k, _)| k.clone())
                     .collect();
-                for k in idle {
+                for k in idle.into_iter().chain(finals) {
                     self.step_channel(&k, true);
                 }
+                return;
             }
         }
         self.queue.push_back(held);
@@ -699,5 +721,77 @@ fn redact_response(cfg: &ProtectConfig, resp: &mut ExchangeResponse) {
     }
     if let Some(e) = resp.error.as_mut() {
         redact_text(cfg, e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn protector() -> StreamProtector {
+        StreamProtector::new(
+            Arc::new(ProtectConfig::default()),
+            Arc::new(Vault::new(
+                Vault::generate_key(),
+                std::time::Duration::from_secs(60),
+            )),
+            Caller::default(),
+            Framing::Sse,
+        )
+    }
+
+    fn gemini_event(text: &str) -> Vec<u8> {
+        let v = serde_json::json!({"candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
+            "safetyRatings": [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"}]}],
+            "usageMetadata": {"promptTokensDetails": [{"modality": "TEXT", "tokenCount": 1}]}});
+        format!("data: {v}\n\n").into_bytes()
+    }
+
+    #[test]
+    fn text_flows_with_at_most_a_word_of_delay() {
+        let mut p = protector();
+        let words = ["Hello", " there,", " how", " are", " you", " today?"];
+        let mut out = Vec::new();
+        for (i, w) in words.iter().enumerate() {
+            out.extend(p.push(&gemini_event(w)));
+            if i >= 2 {
+                // Everything but the trailing word (and the event carrying it) is out.
+                let text = String::from_utf8_lossy(&out);
+                assert!(text.contains(words[i - 2]), "after {w:?}: {text}");
+            }
+        }
+        let (before, after) = p.finish(b"");
+        out.extend(before);
+        out.extend(after);
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(text.matches("data: ").count(), words.len(), "{text}");
+        assert!(text.contains("today?"));
+    }
+
+    #[test]
+    fn a_secret_split_across_events_is_rewritten_in_place() {
+        let mut p = protector();
+        let mut out = Vec::new();
+        for piece in [
+            "The token is gh",
+            "p_R4nd0mT0k3nV4lu3F0",
+            "rT3st1ngOnlyAbC9xy",
+            " ok.",
+        ] {
+            out.extend(p.push(&gemini_event(piece)));
+        }
+        let (before, after) = p.finish(b"");
+        out.extend(before);
+        out.extend(after);
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("R4nd0m"), "{text}");
+        assert!(text.contains("[GITHUB_TOKEN]"), "{text}");
+        // Every event is still a well-formed SSE event with JSON data.
+        for line in text.lines().filter(|l| l.starts_with("data: ")) {
+            serde_json::from_str::<Value>(&line[6..]).expect("valid JSON");
+        }
+        let record = p.take_record();
+        assert_eq!(record.findings[0].kind, "github_token");
+        assert_eq!(record.findings[0].action, "redact");
     }
 }
