@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import anthropic
@@ -136,6 +137,9 @@ def test_secret_in_request_is_blocked_by_default(gw_factory, mock):
     assert len(blocked) == 2, entries
     assert any(f["type"] == "aws_access_key_id" and f["action"] == "block" for f in blocked[0]["protect"]["findings"])
     assert_not_in_ledger(gw, AWS, GITHUB)
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{gw.url}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    assert 'warden_protect_findings_total{direction="request",type="aws_access_key_id",action="block"} 1' in metrics, metrics
 
 
 def test_pii_redacted_before_the_model_sees_it(gw_factory):

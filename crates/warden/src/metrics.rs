@@ -258,6 +258,13 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FindingLabels {
+    direction: &'static str,
+    r#type: String,
+    action: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -330,6 +337,7 @@ pub struct Metrics {
     refusals: Family<CodeLabels, Counter>,
     inflight: Gauge,
     streams_cut: Family<ReasonLabels, Counter>,
+    protect_findings: Family<FindingLabels, Counter>,
     ledger_batch_entries: Histogram,
     ledger_fsync: Histogram,
     ledger_entries: Counter,
@@ -370,6 +378,7 @@ impl Metrics {
             refusals: Family::default(),
             inflight: Gauge::default(),
             streams_cut: Family::default(),
+            protect_findings: Family::default(),
             ledger_batch_entries: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             ledger_fsync: Histogram::new(FSYNC_BUCKETS),
             ledger_entries: Counter::default(),
@@ -442,6 +451,11 @@ impl Metrics {
             "warden_streams_cut",
             "Streaming responses cut mid-stream by the gateway, by reason (kill, budget)",
             self.streams_cut.clone(),
+        );
+        r.register(
+            "warden_protect_findings",
+            "Values content protection found, by direction, type and the action taken",
+            self.protect_findings.clone(),
         );
         r.register(
             "warden_ledger_batch_entries",
@@ -586,6 +600,23 @@ impl Metrics {
     /// Sets `warden_kills_active` to the number of kill switches now engaged.
     pub fn set_kills_active(&self, n: i64) {
         self.kills_active.set(n);
+    }
+
+    /// Counts values content protection found (`direction` is `request` or `response`).
+    pub fn protect_finding(
+        &self,
+        direction: &'static str,
+        kind: &str,
+        action: &'static str,
+        n: u64,
+    ) {
+        self.protect_findings
+            .get_or_create(&FindingLabels {
+                direction,
+                r#type: self.limiters.reason.admit(kind),
+                action,
+            })
+            .inc_by(n);
     }
 
     /// Counts a stream the gateway cut (`kill`, `budget`).

@@ -298,6 +298,14 @@ impl Flight {
             let cfg = self.control.policy().protect.clone();
             protect::response_findings(&cfg, &self.caller(), resp, &mut rec.protect);
         }
+        for f in &rec.protect.findings {
+            self.control.metrics.protect_finding(
+                f.direction,
+                &f.kind,
+                f.action,
+                u64::from(f.count),
+            );
+        }
         self.redact(&mut rec);
         self.recorder.commit(rec)
     }
