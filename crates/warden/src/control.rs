@@ -256,7 +256,7 @@ impl Control {
             metrics,
             started: Instant::now(),
             vault: Arc::new(warden_protect::vault::Vault::new(
-                warden_protect::vault::Vault::generate_key(),
+                vault_key(config),
                 config.policy.protect.vault_ttl,
             )),
         };
@@ -459,5 +459,101 @@ pub fn unkill_flags(target: &KillTarget) -> String {
         KillTarget::Agent(a) => format!("--agent {a}"),
         KillTarget::Session(s) => format!("--session {s}"),
         KillTarget::Key(k) => format!("--key {k}"),
+    }
+}
+
+/// The token vault's AES-256-GCM key: `WARDEN_VAULT_KEY` (64 hex digits), else
+/// `<data-dir>/protect/vault.key`, created (mode 0600) on first start. If neither can be had
+/// the gateway still runs with a key of its own for this process (tokenize keeps working; the
+/// warning says why the file could not be used).
+fn vault_key(config: &Config) -> [u8; 32] {
+    use warden_protect::vault::Vault;
+    if let Ok(hex) = std::env::var("WARDEN_VAULT_KEY")
+        && !hex.is_empty()
+    {
+        match parse_key_hex(hex.trim()) {
+            Some(k) => return k,
+            None => tracing::warn!(
+                "WARDEN_VAULT_KEY is not 64 hex digits; using a key for this process only"
+            ),
+        }
+    }
+    let path = config.data_dir.join("protect").join("vault.key");
+    match load_or_create_key(&path) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot read or create the token vault key ({e}); using a key for this process only");
+            Vault::generate_key()
+        }
+    }
+}
+
+fn parse_key_hex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
+fn load_or_create_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Write;
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            return bytes.try_into().map_err(|_| {
+                std::io::Error::other("the file is not exactly 32 bytes; remove it to start over")
+            });
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = warden_protect::vault::Vault::generate_key();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut f) => {
+            f.write_all(&key)?;
+            f.sync_all()?;
+            Ok(key)
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path)?
+            .try_into()
+            .map_err(|_| std::io::Error::other("the file is not exactly 32 bytes")),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod vault_key_tests {
+    use super::*;
+
+    #[test]
+    fn key_file_is_created_once_with_mode_0600_and_reused() {
+        let dir = std::env::temp_dir().join(format!("warden-vault-key-{}", std::process::id()));
+        let path = dir.join("protect").join("vault.key");
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = load_or_create_key(&path).unwrap();
+        let b = load_or_create_key(&path).unwrap();
+        assert_eq!(a, b);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        std::fs::write(&path, b"short").unwrap();
+        assert!(load_or_create_key(&path).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(parse_key_hex(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(parse_key_hex("abc"), None);
     }
 }
