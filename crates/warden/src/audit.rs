@@ -164,10 +164,20 @@ pub struct Anchor {
 const ANCHOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Anchor {
-    /// Starts the publisher, or returns `None` when no command is configured.
+    /// Starts the publisher, or returns `None` when neither a command nor a witness is
+    /// configured.
     pub fn start(config: &Config, ledger: Option<&Arc<Ledger>>) -> Option<Anchor> {
-        let argv = config.audit.anchor_command.clone()?;
+        let argv = config.audit.anchor_command.clone();
+        let witness = config
+            .audit
+            .anchor_witness
+            .clone()
+            .map(|url| Witness::new(url, config, config.ledger_dir()));
+        if argv.is_none() && witness.is_none() {
+            return None;
+        }
         let ledger = ledger?.clone();
+        let mut witness = witness.flatten();
         let interval = config.audit.anchor_interval;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
@@ -187,10 +197,16 @@ impl Anchor {
                     let Some(cp) = ledger.latest_checkpoint() else {
                         continue;
                     };
+                    if let Some(w) = witness.as_mut() {
+                        w.submit(&ledger, &cp);
+                    }
+                    let Some(argv) = argv.as_ref() else {
+                        continue;
+                    };
                     if cp.size() <= published {
                         continue;
                     }
-                    match run_anchor(&argv, cp.note(), cp.size(), ledger.verifier().name()) {
+                    match run_anchor(argv, cp.note(), cp.size(), ledger.verifier().name()) {
                         Ok(()) => {
                             published = cp.size();
                             tracing::debug!(
@@ -208,6 +224,168 @@ impl Anchor {
             thread: Some(thread),
         })
     }
+}
+
+/// Submits checkpoints to a C2SP tlog-witness (`POST <prefix>/add-checkpoint`): the request
+/// names the size the witness last cosigned (`old N`), carries the RFC 6962 consistency proof
+/// from there, then the signed checkpoint. A `409` answer says which size the witness really
+/// has; the next submission starts from it. Cosignatures the witness returns are appended to
+/// `<ledger>/cosignatures` with the size they cover.
+struct Witness {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    client: crate::pipeline::forward::HttpsClient,
+    /// Size the witness is known to have cosigned (0 before the first answer).
+    witnessed: u64,
+    cosignatures: std::path::PathBuf,
+}
+
+/// Longest one witness submission may take.
+const WITNESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Witness {
+    fn new(prefix: String, config: &Config, ledger_dir: std::path::PathBuf) -> Option<Witness> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .inspect_err(|e| tracing::warn!("audit.anchor_witness disabled: no runtime: {e}"))
+            .ok()?;
+        // The connector spawns its connections on the runtime it is built in.
+        let client = {
+            let _guard = runtime.enter();
+            crate::pipeline::forward::build_client(&config.limits, &[])
+        };
+        Some(Witness {
+            url: format!("{prefix}/add-checkpoint"),
+            runtime,
+            client,
+            witnessed: 0,
+            cosignatures: ledger_dir.join("cosignatures"),
+        })
+    }
+
+    /// One submission round: at most two requests (a `409` tells the right `old` size).
+    fn submit(&mut self, ledger: &Ledger, cp: &warden_ledger::checkpoint::SignedCheckpoint) {
+        for _ in 0..2 {
+            if cp.size() <= self.witnessed {
+                return;
+            }
+            let proof = if self.witnessed == 0 {
+                Vec::new()
+            } else {
+                match ledger.consistency(self.witnessed, cp.size()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(
+                            "audit.anchor_witness: no consistency proof from {} to {}: {e}",
+                            self.witnessed,
+                            cp.size()
+                        );
+                        return;
+                    }
+                }
+            };
+            let body = add_checkpoint_body(self.witnessed, &proof, cp.note());
+            match self.post(body) {
+                Ok((200, text)) => {
+                    self.witnessed = cp.size();
+                    self.keep_cosignatures(cp.size(), &text);
+                    tracing::debug!(size = cp.size(), "checkpoint cosigned by the witness");
+                    return;
+                }
+                Ok((409, text)) => match text.trim().parse::<u64>() {
+                    Ok(size) if size <= cp.size() => self.witnessed = size,
+                    _ => {
+                        tracing::warn!(
+                            "audit.anchor_witness: the witness has a checkpoint this log never signed ({}); check the witness and the ledger",
+                            text.trim()
+                        );
+                        return;
+                    }
+                },
+                Ok((status, text)) => {
+                    tracing::warn!(
+                        "audit.anchor_witness: {} answered {status}: {} (will retry)",
+                        self.url,
+                        text.trim()
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "audit.anchor_witness: {} failed: {e} (will retry)",
+                        self.url
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    fn post(&self, body: String) -> Result<(u16, String), String> {
+        use http_body_util::BodyExt;
+        let request = http::Request::post(&self.url)
+            .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        self.runtime.block_on(async {
+            let send = async {
+                let resp = self
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|e| crate::pipeline::forward::root_cause(&e))?;
+                let status = resp.status().as_u16();
+                let bytes = http_body_util::Limited::new(resp.into_body(), 64 << 10)
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+            };
+            tokio::time::timeout(WITNESS_TIMEOUT, send)
+                .await
+                .map_err(|_| format!("no answer in {WITNESS_TIMEOUT:?}"))?
+        })
+    }
+
+    fn keep_cosignatures(&self, size: u64, text: &str) {
+        use std::io::Write;
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("\u{2014} "))
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.cosignatures)?;
+            writeln!(f, "size {size}")?;
+            for l in &lines {
+                writeln!(f, "{l}")?;
+            }
+            f.sync_data()
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %self.cosignatures.display(), "cannot keep the witness cosignature: {e}");
+        }
+    }
+}
+
+/// The body of a tlog-witness `add-checkpoint` request: `old <size>`, one base64 consistency
+/// proof hash per line, an empty line, then the signed checkpoint note.
+fn add_checkpoint_body(old: u64, proof: &[warden_ledger::tree::Hash], note: &str) -> String {
+    let mut body = format!("old {old}\n");
+    for h in proof {
+        body.push_str(&h.to_base64());
+        body.push('\n');
+    }
+    body.push('\n');
+    body.push_str(note);
+    body
 }
 
 impl Drop for Anchor {

@@ -648,6 +648,131 @@ async fn anchor_command_publishes_signed_checkpoints_off_the_ledger() {
     assert_eq!(cp.size(), 4);
 }
 
+/// A fake C2SP tlog-witness: records every `add-checkpoint` body; answers the first with
+/// `409` and size 1 (as a witness that already cosigned the start event would), the rest with a
+/// cosignature line.
+fn fake_witness() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/witness", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(20) {
+            let Ok(conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut path, mut len) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if path.is_empty() {
+                    path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let first = {
+                let mut b = seen.lock().unwrap();
+                b.push(format!("{path}\n{}", String::from_utf8_lossy(&body)));
+                b.len() == 1
+            };
+            let (status, ctype, text) = if first {
+                ("409 Conflict", "text/x.tlog.size", "1\n".to_string())
+            } else {
+                (
+                    "200 OK",
+                    "text/plain",
+                    "\u{2014} witness.test AAAAAQ==\n".to_string(),
+                )
+            };
+            let mut out = conn;
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    (url, bodies)
+}
+
+#[tokio::test]
+async fn checkpoints_are_submitted_to_a_tlog_witness_with_consistency_proofs() {
+    let mock = mock();
+    let (url, bodies) = fake_witness();
+    let gw = gateway_with_config(
+        &mock.url(),
+        &format!("[audit]\nanchor_witness = \"{url}\"\nanchor_interval = \"100ms\"\n"),
+    );
+    for _ in 0..3 {
+        let r = post_json(&format!("{}/v1/chat/completions", gw.url()), &[], CHAT).await;
+        assert_eq!(r.status, 200);
+    }
+    // The witness said it has size 1: the next submission starts there, with a proof; later
+    // ones start from what the witness cosigned, up to the latest size (4).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let all = loop {
+        let all = bodies.lock().unwrap().clone();
+        if all.iter().any(|b| b.contains("\nwarden.local/vm\n4\n")) {
+            break all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no submission of size 4: {all:?}\n{}",
+            gw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        all[0].starts_with("/witness/add-checkpoint\nold 0\n\n"),
+        "{}",
+        all[0]
+    );
+    let body = all
+        .iter()
+        .find(|b| b.starts_with("/witness/add-checkpoint\nold 1\n"))
+        .expect("a submission from the size the witness reported");
+    // Body: `old 1`, proof lines, an empty line, the signed checkpoint.
+    let rest = body
+        .strip_prefix("/witness/add-checkpoint\nold 1\n")
+        .unwrap();
+    let (proof, note) = rest.split_once("\n\n").unwrap();
+    let proof: Vec<warden_ledger::tree::Hash> = proof
+        .lines()
+        .map(|l| warden_ledger::tree::Hash::from_base64(l).expect("base64 hash"))
+        .collect();
+    let vkey = stdout(&audit(&gw.data_dir, &["pubkey"])).trim().to_string();
+    let verifier = warden_ledger::note::NoteVerifier::from_vkey(&vkey).unwrap();
+    let cp = warden_ledger::checkpoint::SignedCheckpoint::open(note, &verifier)
+        .expect("a valid signed note");
+    assert!(cp.size() > 1 && !proof.is_empty());
+    // The proof really proves the one-entry tree is a prefix of the submitted tree.
+    let entry0 = audit(&gw.data_dir, &["show", "0", "--raw"]).stdout;
+    let old_root = warden_ledger::tree::leaf_hash(&entry0);
+    warden_ledger::tree::verify_consistency(1, cp.size(), &old_root, &cp.root(), &proof)
+        .expect("consistent");
+    // The witness's cosignatures are kept next to the ledger.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let kept =
+            std::fs::read_to_string(gw.data_dir.join("ledger/cosignatures")).unwrap_or_default();
+        if kept.contains("size 4\n\u{2014} witness.test AAAAAQ==") {
+            assert!(kept.contains(&format!("size {}\n", cp.size())), "{kept}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "cosignature not kept: {kept:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn long_content_goes_to_content_addressed_blobs() {
     let mock = mock();

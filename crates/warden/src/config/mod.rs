@@ -156,6 +156,8 @@ pub struct Audit {
     pub anchor: Option<PathBuf>,
     /// A program run with the latest signed checkpoint on stdin, to publish it off the host.
     pub anchor_command: Option<Vec<String>>,
+    /// A C2SP tlog-witness: its URL prefix; checkpoints are submitted to `<prefix>/add-checkpoint`.
+    pub anchor_witness: Option<String>,
     /// Full capture: content strings longer than this move to content-addressed blobs.
     pub blob_threshold: usize,
     /// How often the anchor command runs (when the log has grown).
@@ -177,6 +179,7 @@ impl Default for Audit {
             segment_size: 64 << 20,
             anchor: None,
             anchor_command: None,
+            anchor_witness: None,
             anchor_interval: Duration::from_secs(10),
             blob_threshold: 4096,
         }

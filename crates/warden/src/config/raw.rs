@@ -72,6 +72,7 @@ struct RawAudit {
     segment_size: Option<Spanned<RawSize>>,
     anchor: Option<String>,
     anchor_command: Option<Spanned<Vec<String>>>,
+    anchor_witness: Option<Spanned<String>>,
     anchor_interval: Option<Spanned<String>>,
     blob_threshold: Option<Spanned<RawSize>>,
 }
@@ -471,6 +472,11 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
             ));
         }
         audit.anchor_command = Some(cmd.get_ref().clone());
+    }
+    if let Some(w) = &a.anchor_witness {
+        let url =
+            BaseUrl::parse(w.get_ref()).map_err(|m| at(w.span(), "audit.anchor_witness", m))?;
+        audit.anchor_witness = Some(url.to_string().trim_end_matches('/').to_string());
     }
     if let Some(v) = &a.blob_threshold {
         audit.blob_threshold = size(v, "audit.blob_threshold", 64)?;

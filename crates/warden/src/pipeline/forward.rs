@@ -23,7 +23,8 @@ use super::refuse::GatewayError;
 use super::route::Target;
 use crate::config::{Config, Limits};
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The pooled http/https client the gateway uses for upstreams (and the witness submitter).
+pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The pooled upstream clients: one shared by every upstream with the built-in roots, and one
 /// per upstream that trusts an extra CA (`ca_file`), so a private CA is trusted only there.
@@ -211,7 +212,7 @@ impl Upstreams {
 }
 
 /// A pooled keep-alive client trusting the webpki roots plus `extra_roots`.
-fn build_client(limits: &Limits, extra_roots: &[CertificateDer<'static>]) -> HttpsClient {
+pub fn build_client(limits: &Limits, extra_roots: &[CertificateDer<'static>]) -> HttpsClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
