@@ -124,8 +124,8 @@ pub struct ExchangeRecord {
     pub outcome: Outcome,
     /// Digest of the request body as forwarded.
     pub request_digest: Option<BodyDigest>,
-    /// Digest of the response body as received from the upstream and released (a stream's
-    /// receipt comment, which the gateway adds, is not part of it).
+    /// Digest of the response body: as released for buffered responses (after content
+    /// protection), as received from the upstream for streams.
     pub response_digest: Option<BodyDigest>,
     /// Index of this exchange's request record, when one was committed before forwarding.
     pub request_entry: Option<u64>,
