@@ -624,6 +624,14 @@ fn ipv4(s: &str, a: usize, e: usize) -> Found {
     {
         return None;
     }
+    // "version 2.4.1.17", "v10.0.19045.3693", "firmware 1.2.3.4": a version, not an address.
+    if preceded_by_word(
+        s,
+        a,
+        &["version", "ver", "v", "firmware", "build", "release", "fw"],
+    ) {
+        return None;
+    }
     let ok = s[a..e]
         .split('.')
         .all(|o| o.parse::<u8>().is_ok() && (o == "0" || !o.starts_with('0')));
@@ -669,10 +677,57 @@ fn twelve_digits(s: &str, a: usize, e: usize) -> Found {
     if d.bytes().all(|c| c == d.as_bytes()[0]) {
         return None;
     }
-    if d.as_bytes()[0] >= b'2' && validate::verhoeff(&d) {
+    let aadhaar = d.as_bytes()[0] >= b'2' && validate::verhoeff(&d);
+    let my_number = validate::jp_my_number(&d);
+    // Both checks pass for about one number in eleven; the words before it decide.
+    if aadhaar
+        && my_number
+        && mentions(
+            s,
+            a,
+            &[
+                "my number",
+                "my_number",
+                "my-number",
+                "mynumber",
+                "マイナンバー",
+                "個人番号",
+            ],
+        )
+    {
+        return Some((K::JP_MY as usize, a, e));
+    }
+    if aadhaar {
         return Some((K::AADHAAR as usize, a, e));
     }
-    validate::jp_my_number(&d).then_some((K::JP_MY as usize, a, e))
+    my_number.then_some((K::JP_MY as usize, a, e))
+}
+
+/// Whether the word just before `at` (skipping spaces, `:` and `#`) is one of `words`
+/// (ASCII, case-insensitive; `v` also matches glued, as in `v1.2.3.4`).
+fn preceded_by_word(s: &str, at: usize, words: &[&str]) -> bool {
+    let head = s[..at].trim_end_matches([' ', ':', '#', '=']);
+    let glued = head.len() == at;
+    let word_start = head
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_alphabetic())
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let word = &head[word_start..];
+    if glued {
+        return word.eq_ignore_ascii_case("v");
+    }
+    words.iter().any(|w| word.eq_ignore_ascii_case(w))
+}
+
+/// Whether one of `words` (ASCII case-insensitive) appears in the 64 bytes before `at`.
+fn mentions(s: &str, at: usize, words: &[&str]) -> bool {
+    let mut from = at.saturating_sub(64);
+    while !s.is_char_boundary(from) {
+        from -= 1;
+    }
+    let window = s[from..at].to_lowercase();
+    words.iter().any(|w| window.contains(&w.to_lowercase()))
 }
 
 fn fr_nir(s: &str, a: usize, e: usize) -> Found {

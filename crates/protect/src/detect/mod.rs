@@ -443,13 +443,16 @@ impl Scanner {
 
     fn raw_builtin(&self, k: usize, start: usize, end: usize) -> Raw {
         let (_, category, _) = BUILTIN_TYPES[k];
-        let priority = if k == K::GENERIC as usize {
-            1
-        } else if category == Category::Secret {
-            3
-        } else {
-            2
-        };
+        // Phone numbers and IPv4 addresses are the loosest shapes: a number that is also a
+        // valid SSN, IBAN or national id is that instead.
+        let priority =
+            if k == K::GENERIC as usize || k == K::PHONE as usize || k == K::IPV4 as usize {
+                1
+            } else if category == Category::Secret {
+                3
+            } else {
+                2
+            };
         Raw {
             start,
             end,
@@ -958,15 +961,20 @@ fn run_family(
         let a = m.start();
         let mut resume = None;
         let primary = &BUILTINS[fam.members[m.pattern().as_usize()]];
+        let mut loose = false;
         if inside(a, m.end())
             && let Some((k, fa, fe)) = (primary.check)(s, a, m.end())
         {
             push(k, fa, fe);
             resume = Some(fe);
+            // A phone reading is the loosest: the same digits may be an SSN or an id, which
+            // then wins the overlap.
+            loose = k == builtin::K::PHONE as usize;
         }
-        // Only when the first reading fails are the other members tried at the same start (token
-        // prefixes are distinct, so only the digit family has other readings).
-        if resume.is_none() && fam.need == F_DIGIT {
+        // Only when the first reading fails (or is a phone number) are the other members tried
+        // at the same start (token prefixes are distinct, so only the digit family has other
+        // readings).
+        if (resume.is_none() || loose) && fam.need == F_DIGIT {
             set.clear();
             fam.all.which_overlapping_matches(
                 &Input::new(hay).range(a..ge).anchored(Anchored::Yes),

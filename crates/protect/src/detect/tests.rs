@@ -805,3 +805,17 @@ fn hard_negatives() {
         clean(t);
     }
 }
+
+#[test]
+fn a_number_that_is_an_ssn_is_not_a_phone_number() {
+    let sc = Scanner::builtin();
+    let t = "the SSN on file is 052-75-1408. Let me know";
+    let f = sc.scan(t);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(&*f[0].kind, "us_ssn");
+    // Versions are not addresses; a My Number named as such is not an Aadhaar number.
+    assert!(sc.scan("firmware 10.2.1.17 is out").is_empty());
+    assert!(sc.scan("upgrade to v10.0.19045.3693").is_empty());
+    let ip = sc.scan("connect to 10.2.1.17 now");
+    assert_eq!(&*ip[0].kind, "ipv4");
+}
