@@ -412,28 +412,11 @@ impl StreamProtector {
 
     /// Feeds released bytes (whole events); returns the bytes that may go out now.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let base = self.pos;
-        self.pos += bytes.len() as u64;
-        let Some(splitter) = self.splitter.as_mut() else {
+        if self.splitter.is_none() {
+            self.pos += bytes.len() as u64;
             return bytes.to_vec();
-        };
-        let events = splitter.push(bytes);
-        let mut out = Vec::new();
-        // Bytes before the first event belong to the previous event (its separators).
-        let first = events
-            .first()
-            .map_or(bytes.len(), |e| (e.start - base) as usize);
-        match self.queue.back_mut() {
-            Some(h) => h.raw.extend_from_slice(&bytes[..first]),
-            None => out.extend_from_slice(&bytes[..first]),
         }
-        for (i, e) in events.iter().enumerate() {
-            let from = (e.start - base) as usize;
-            let to = events
-                .get(i + 1)
-                .map_or(bytes.len(), |n| (n.start - base) as usize);
-            self.add_event(e.start, bytes[from..to].to_vec(), &e.data);
-        }
+        let mut out = self.add_events(bytes);
         self.step(false);
         if self.queue.len() > MAX_HELD_EVENTS {
             self.step(true);
@@ -449,7 +432,7 @@ impl StreamProtector {
         let at = self.pos;
         let mut before = Vec::new();
         if !terminal.is_empty() {
-            let more = self.push_events_only(terminal);
+            let more = self.add_events(terminal);
             before.extend_from_slice(&more);
         }
         if let Some(s) = self.splitter.as_mut() {
@@ -471,14 +454,16 @@ impl StreamProtector {
         (before, after)
     }
 
-    /// Like [`StreamProtector::push`] but releases nothing (used for the terminal bytes).
-    fn push_events_only(&mut self, bytes: &[u8]) -> Vec<u8> {
+    /// Splits `bytes` into events and queues them; returns separator bytes that belong to no
+    /// held event (they may go out at once).
+    fn add_events(&mut self, bytes: &[u8]) -> Vec<u8> {
         let base = self.pos;
         self.pos += bytes.len() as u64;
         let Some(splitter) = self.splitter.as_mut() else {
             return Vec::new();
         };
         let events = splitter.push(bytes);
+        // Bytes before the first event belong to the previous event (its separators).
         let first = events
             .first()
             .map_or(bytes.len(), |e| (e.start - base) as usize);
