@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use warden_protect::detect::Scanner;
+use warden_protect::detect::{ScanOptions, Scanner};
 
 const SIZE: usize = 64 * 1024;
 
@@ -164,6 +164,14 @@ fn non_ascii_nfkc(rng: &mut Rng, size: usize) -> String {
 
 fn bench(c: &mut Criterion) {
     let scanner = Scanner::builtin();
+    let detectors_only = Scanner::new(
+        ScanOptions {
+            decode: false,
+            injection: false,
+        },
+        Vec::new(),
+    )
+    .expect("builtins compile");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let inputs = [
         ("clean_english", prose(&mut rng, SIZE)),
@@ -175,6 +183,17 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(*name);
         g.throughput(Throughput::Bytes(text.len() as u64));
         g.bench_function("scan", |b| b.iter(|| scanner.scan(black_box(text))));
+        // The PII and secret detectors alone (`protect.injection = false`).
+        g.bench_function("scan_without_injection", |b| {
+            b.iter(|| detectors_only.scan(black_box(text)))
+        });
+        g.bench_function("injection_only", |b| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                warden_protect::inject::scan(black_box(text), &mut out);
+                out
+            })
+        });
         g.bench_function("stable_prefix", |b| {
             b.iter(|| scanner.stable_prefix(black_box(text)))
         });

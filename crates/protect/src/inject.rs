@@ -412,7 +412,27 @@ const SPECS: &[RuleSpec] = &[
     },
     RuleSpec {
         kind: CONCEAL,
-        triggers: &["user", "human", "customer", "operator"],
+        // Keyed on the modal, not on "user": "user" is in most product prose, and every hit
+        // sends this rule's regex over a kilobyte of text.
+        triggers: &[
+            "must not",
+            "must never",
+            "mustn't",
+            "should not",
+            "should never",
+            "shouldn't",
+            "may not",
+            "may never",
+            "can not",
+            "cannot",
+            "can never",
+            "can't",
+            "will not",
+            "will never",
+            "won't",
+            "mustnot",
+            "shouldnot",
+        ],
         pattern: r"\b(?:the\s+)?(?:user|human|customer|operator)s?\s+(?:must|should|may|can|will)(?:\s+not|\s+never|n't|not)\s+(?:ever\s+)?(?:know|find\s+out|learn|be\s+told|be\s+informed|notice|become\s+aware|suspect|realize)\b",
         negatable: false,
         check: Check::None,
@@ -523,8 +543,11 @@ fn build() -> Engine {
     }
     // Overlapping matches: "you are now" must not hide "now" inside a longer trigger, and one
     // trigger can be a prefix of another ("[sys" / "[system").
+    // A full DFA: a few hundred KB for ~130 short triggers, and the scan of clean prose is one
+    // table lookup per byte instead of NFA transitions.
     let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
         .match_kind(MatchKind::Standard)
         .build(&triggers)
         .expect("injection triggers build an automaton");
@@ -532,6 +555,36 @@ fn build() -> Engine {
         ac,
         pattern_rules,
         rules,
+    }
+}
+
+/// Short trigger words that are also the start of common longer words ("model", "users",
+/// "because", "runtime"): they count only as whole words (an `s` may follow).
+const WHOLE_WORD_TRIGGERS: &[&str] = &[
+    "use", "user", "mode", "run", "call", "post", "keep", "tell", "hide", "share", "copy", "send",
+    "leak", "admit", "embed", "email", "human", "inform", "repeat", "orders",
+];
+
+/// Whether an AC hit starts a word (every trigger does) and, for [`WHOLE_WORD_TRIGGERS`], ends
+/// one; clean prose full of "model" and "users" must not send every rule's regex over it.
+fn at_word_bounds(text: &[u8], start: usize, end: usize) -> bool {
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let first = text[start];
+    if word(first) && start > 0 && word(text[start - 1]) {
+        return false;
+    }
+    let hit = &text[start..end];
+    if !WHOLE_WORD_TRIGGERS
+        .iter()
+        .any(|t| t.as_bytes().eq_ignore_ascii_case(hit))
+    {
+        return true;
+    }
+    match text.get(end) {
+        None => true,
+        Some(&c) if !word(c) => true,
+        Some(b's' | b'S') => text.get(end + 1).is_none_or(|&c| !word(c)),
+        Some(_) => false,
     }
 }
 
@@ -543,7 +596,11 @@ pub fn scan(text: &str, out: &mut Vec<Detection>) {
     // Windows per rule, in hit order (AC reports in order of end position, so starts are
     // nondecreasing up to the trigger length, which merging below tolerates).
     let mut windows: Vec<(usize, Range<usize>)> = Vec::new();
+    let bytes = text.as_bytes();
     for hit in engine.ac.find_overlapping_iter(text) {
+        if !at_word_bounds(bytes, hit.start(), hit.end()) {
+            continue;
+        }
         let start = hit.start().saturating_sub(MAX_MATCH_LEN);
         let end = (hit.end() + MAX_MATCH_LEN).min(text.len());
         for &rule in &engine.pattern_rules[hit.pattern().as_usize()] {
