@@ -204,27 +204,11 @@ pub fn label(kind: &str) -> String {
 /// Apart from the email domain and the IBAN country, a mask keeps at most a third of the
 /// characters. A value with nothing recognisable to keep is all stars.
 pub fn mask(kind: &str, value: &str) -> String {
-    mask_in(kind, SECRET_KINDS.contains(&kind), value)
+    let secret = crate::detect::BUILTIN_TYPES
+        .iter()
+        .any(|(name, category, _)| *name == kind && *category == Category::Secret);
+    mask_in(kind, secret, value)
 }
-
-/// Builtin secret types, so that [`mask`] without a category still masks them as secrets.
-const SECRET_KINDS: &[&str] = &[
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "github_token",
-    "slack_token",
-    "openai_api_key",
-    "anthropic_api_key",
-    "google_api_key",
-    "stripe_key",
-    "sendgrid_api_key",
-    "twilio_api_key",
-    "npm_token",
-    "jwt",
-    "private_key",
-    "generic_secret",
-    "database_url",
-];
 
 /// Public, format-identifying prefixes of credentials. Keeping one tells a reader which kind of
 /// key was there without any of its entropy.

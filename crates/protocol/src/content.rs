@@ -175,31 +175,28 @@ impl EventSplitter {
     /// Splits the next released bytes into the events they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<StreamEvent> {
         let mut events = Vec::new();
-        self.splitter.push(bytes, &mut |frame| {
-            if let Frame::Event { start, name, data } = frame {
-                events.push(StreamEvent {
-                    start,
-                    name: name.map(str::to_owned),
-                    data: data.to_vec(),
-                });
-            }
-        });
+        self.splitter
+            .push(bytes, &mut |frame| keep_event(frame, &mut events));
         events
     }
 
     /// Flushes an event the stream did not terminate (a truncated stream).
     pub fn finish(&mut self) -> Vec<StreamEvent> {
         let mut events = Vec::new();
-        self.splitter.finish(&mut |frame| {
-            if let Frame::Event { start, name, data } = frame {
-                events.push(StreamEvent {
-                    start,
-                    name: name.map(str::to_owned),
-                    data: data.to_vec(),
-                });
-            }
-        });
+        self.splitter
+            .finish(&mut |frame| keep_event(frame, &mut events));
         events
+    }
+}
+
+/// Keeps a frame that is an event (malformed frames and a JSON array's end carry no payload).
+fn keep_event(frame: Frame<'_>, events: &mut Vec<StreamEvent>) {
+    if let Frame::Event { start, name, data } = frame {
+        events.push(StreamEvent {
+            start,
+            name: name.map(str::to_owned),
+            data: data.to_vec(),
+        });
     }
 }
 

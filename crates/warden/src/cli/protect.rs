@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use serde_json::{Value, json};
 use warden_protect::policy::Direction;
-use warden_protect::transform::{self, Context};
+use warden_protect::transform::Context;
 use warden_protect::vault::Vault;
 
 use crate::config::{Config, Overrides};
@@ -100,11 +100,9 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut blocked = false;
     let mut scan = |path: &str, s: &mut String| {
-        let found = cfg.scanner.scan(s);
-        if found.is_empty() {
+        let Some(o) = crate::pipeline::protect::scan_and_apply(&cfg, s, &ctx) else {
             return;
-        }
-        let o = transform::apply(s, &found, &cfg.policy, &ctx);
+        };
         blocked |= o.blocked;
         for f in &o.findings {
             rows.push(Row {

@@ -109,17 +109,21 @@ impl StreamBody {
         }
     }
 
+    /// Held bytes, from the release point, that are the usage chunk Warden asked for itself.
+    fn hidden_usage_len(&self) -> usize {
+        self.inspector
+            .as_ref()
+            .and_then(StreamInspector::hidden_len)
+            .map_or(0, |n| usize::try_from(n).expect("held bytes fit in memory"))
+    }
+
     /// The upstream ended: content protection sees the held terminal event and releases every
     /// event it still holds, so its findings are recorded with the exchange.
     fn end_protection(&mut self) {
+        let hidden = self.hidden_usage_len();
         let Some(p) = self.protector.as_mut() else {
             return;
         };
-        let hidden = self
-            .inspector
-            .as_ref()
-            .and_then(StreamInspector::hidden_len)
-            .map_or(0, |n| usize::try_from(n).expect("held bytes fit in memory"));
         let held = std::mem::take(&mut self.held);
         let visible = &held[hidden.min(held.len())..];
         let (before, after) = p.finish(visible);
@@ -175,11 +179,7 @@ impl StreamBody {
     /// Hands the exchange to the recorder; returns the commit, or `None` if already done.
     fn record(&mut self, outcome: Outcome) -> Option<Commit> {
         let mut flight = self.flight.take()?;
-        self.hidden_len = self
-            .inspector
-            .as_ref()
-            .and_then(StreamInspector::hidden_len)
-            .map_or(0, |n| usize::try_from(n).expect("held bytes fit in memory"));
+        self.hidden_len = self.hidden_usage_len();
         let response = self.inspector.take().map(StreamInspector::finish);
         let digest = BodyDigest::finish(std::mem::take(&mut self.hasher), self.pushed);
         flight.permit.take();

@@ -194,6 +194,9 @@ pub struct Flight {
     pub hide_usage: bool,
     /// What content protection found and did.
     pub protect: protect::ProtectRecord,
+    /// The content-protection settings this exchange runs under, read once when it starts so a
+    /// reload mid-exchange cannot mix two configurations.
+    pub protection: Arc<crate::config::ProtectConfig>,
     /// The response was already scanned (buffered, or a stream with a protector), so
     /// [`Flight::finish`] does not scan it again.
     pub protect_streamed: bool,
@@ -240,7 +243,7 @@ impl Flight {
     /// `audit.capture = "redacted"`: no detected value reaches the ledger.
     fn redact(&self, rec: &mut ExchangeRecord) {
         if self.recorder.capture() == crate::config::Capture::Redacted {
-            protect::redact_record(&self.control.policy().protect, rec);
+            protect::redact_record(&self.protection, rec);
         }
     }
 
@@ -295,8 +298,7 @@ impl Flight {
             && !self.protect_streamed
         {
             // A stream that ran without a protector (nothing to rewrite) is still reported.
-            let cfg = self.control.policy().protect.clone();
-            protect::response_findings(&cfg, &self.caller(), resp, &mut rec.protect);
+            protect::response_findings(&self.protection, &self.caller(), resp, &mut rec.protect);
         }
         for f in &rec.protect.findings {
             self.control.metrics.protect_finding(
@@ -389,6 +391,7 @@ pub async fn handle(
         upstream_time: None,
         hide_usage: false,
         protect: protect::ProtectRecord::default(),
+        protection: gw.control.policy().protect.clone(),
         protect_streamed: false,
         _inflight: gw.control.metrics.inflight(),
         target,
@@ -405,7 +408,7 @@ pub async fn handle(
     match exchange(&gw, &mut flight, req).await {
         Ok(Released::Buffered(resp)) => Ok(resp),
         Ok(Released::Stream(head, incoming, framing)) => {
-            let protection = gw.control.policy().protect.clone();
+            let protection = flight.protection.clone();
             let tenant = flight.identity.tenant.clone();
             // Hold back and rewrite only when something can change: a response action that
             // rewrites or blocks, or placeholders this request was given to restore.
@@ -485,7 +488,7 @@ async fn exchange(
     flight.request_digest = Some(BodyDigest::of(&body));
     let stream_requested = flight.request.as_ref().is_some_and(|r| r.stream);
     decide::decide(&gw.control, flight, &parts.headers, body.len())?;
-    let protection = gw.control.policy().protect.clone();
+    let protection = flight.protection.clone();
     if flight.target.route.operation.has_body() {
         let caller = flight.caller();
         let changed = protect::request(

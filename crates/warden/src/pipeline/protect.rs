@@ -81,31 +81,32 @@ impl ProtectRecord {
         if f.action == warden_protect::policy::Action::Allow && f.would.is_none() {
             return;
         }
-        let action = f.action.name();
-        let would = f.would.map(|a| a.name());
-        if let Some(row) = self.findings.iter_mut().find(|r| {
-            r.direction == direction
-                && r.kind == *f.kind
-                && r.path == path
-                && r.action == action
-                && r.would == would
-        }) {
-            row.count += 1;
-            return;
-        }
-        // A long conversation can hold thousands of findings; the ledger keeps a bounded list.
-        if self.findings.len() >= MAX_ROWS {
-            return;
-        }
-        self.findings.push(FindingRow {
+        self.add_row(FindingRow {
             direction,
             kind: f.kind.to_string(),
             category: f.category.name(),
             path: path.to_string(),
-            action,
-            would,
+            action: f.action.name(),
+            would: f.would.map(|a| a.name()),
             count: 1,
         });
+    }
+
+    /// Counts `row` into the row with the same direction, type, path and actions, or appends
+    /// it. A long conversation can hold thousands of findings; the ledger keeps a bounded list.
+    fn add_row(&mut self, row: FindingRow) {
+        let same = self.findings.iter().position(|r| {
+            r.direction == row.direction
+                && r.kind == row.kind
+                && r.path == row.path
+                && r.action == row.action
+                && r.would == row.would
+        });
+        match same {
+            Some(i) => self.findings[i].count += row.count,
+            None if self.findings.len() < MAX_ROWS => self.findings.push(row),
+            None => {}
+        }
     }
 
     /// Whether the request had values tokenized (so the response may carry placeholders).
@@ -120,13 +121,9 @@ impl ProtectRecord {
         self.findings.is_empty() && !self.blocked
     }
 
-    /// The types blocked in `direction`, with counts, for messages.
+    /// The types blocked in `direction`, with counts, for messages: `email ×2, github_token ×1`
+    /// (never values).
     pub fn blocked_types(&self, direction: &'static str) -> String {
-        self.blocked_summary(direction)
-    }
-
-    /// `email ×2, github_token ×1` for messages (types and counts, never values).
-    fn blocked_summary(&self, direction: &'static str) -> String {
         let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
         for r in &self.findings {
             if r.direction == direction && r.action == "block" {
@@ -177,6 +174,17 @@ impl Caller {
     }
 }
 
+/// Scans `text` and applies the policy's actions; `None` when nothing was found (the common
+/// case, which then costs one scan and no allocation).
+pub fn scan_and_apply(
+    cfg: &ProtectConfig,
+    text: &str,
+    ctx: &Context<'_>,
+) -> Option<transform::Outcome> {
+    let found = cfg.scanner.scan(text);
+    (!found.is_empty()).then(|| transform::apply(text, &found, &cfg.policy, ctx))
+}
+
 /// Protects a request body in place. `Ok(true)` when the body changed (the caller re-parses
 /// and re-digests it).
 ///
@@ -200,11 +208,9 @@ pub fn request(
     let mut changed = false;
     let mut blocked_at = Vec::new();
     visit_content_strings(&mut value, &mut |path, s| {
-        let found = cfg.scanner.scan(s);
-        if found.is_empty() {
+        let Some(o) = scan_and_apply(cfg, s, &ctx) else {
             return;
-        }
-        let o = transform::apply(s, &found, &cfg.policy, &ctx);
+        };
         for f in &o.findings {
             record.add(Direction::Request, path, f);
         }
@@ -221,7 +227,7 @@ pub fn request(
         return Err(GatewayError::content_blocked(
             format!(
                 "Warden blocked this request: it contains {} (at {}). Remove the values, or ask the operator to change `protect.actions` if this is intended.",
-                record.blocked_summary("request"),
+                record.blocked_types("request"),
                 blocked_at.join(", ")
             ),
             Source::Client,
@@ -269,9 +275,7 @@ pub fn response(
     let ctx = caller.ctx(Direction::Response, None);
     let mut changed = false;
     visit_content_strings(&mut value, &mut |path, s| {
-        let found = cfg.scanner.scan(s);
-        if !found.is_empty() {
-            let o = transform::apply(s, &found, &cfg.policy, &ctx);
+        if let Some(o) = scan_and_apply(cfg, s, &ctx) {
             for f in &o.findings {
                 record.add(Direction::Response, path, f);
             }
@@ -304,7 +308,7 @@ fn blocked_response(record: &ProtectRecord) -> GatewayError {
     GatewayError::content_blocked(
         format!(
             "Warden withheld the model's answer: it contains {}. The exchange is recorded; ask the operator to review `protect.response` if this is intended.",
-            record.blocked_summary("response")
+            record.blocked_types("response")
         ),
         Source::Upstream,
     )
@@ -314,18 +318,7 @@ impl ProtectRecord {
     /// Adds another record's findings (a stream's, to the request's).
     pub fn merge(&mut self, other: ProtectRecord) {
         for row in other.findings {
-            let found = self.findings.iter().position(|r| {
-                r.direction == row.direction
-                    && r.kind == row.kind
-                    && r.path == row.path
-                    && r.action == row.action
-                    && r.would == row.would
-            });
-            match found {
-                Some(i) => self.findings[i].count += row.count,
-                None if self.findings.len() < MAX_ROWS => self.findings.push(row),
-                None => {}
-            }
+            self.add_row(row);
         }
         self.blocked |= other.blocked;
         self.restored += other.restored;
@@ -632,13 +625,10 @@ pub fn response_findings(
     }
     let ctx = caller.ctx(Direction::Response, None);
     let mut scan = |path: &str, text: &str| {
-        let found = cfg.scanner.scan(text);
-        if found.is_empty() {
-            return;
-        }
-        let o = transform::apply(text, &found, &cfg.policy, &ctx);
-        for f in &o.findings {
-            record.add(Direction::Response, path, f);
+        if let Some(o) = scan_and_apply(cfg, text, &ctx) {
+            for f in &o.findings {
+                record.add(Direction::Response, path, f);
+            }
         }
     };
     scan("$.output", &resp.output_text);
