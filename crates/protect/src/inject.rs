@@ -6,9 +6,12 @@
 //! or any part of it beyond the call: it appends [`Detection`]s (type and byte offsets) and
 //! returns.
 //!
-//! Cost model: one ASCII case-insensitive Aho-Corasick pass over the text finds trigger words;
-//! only windows of at most `2 * MAX_MATCH_LEN` bytes around a hit are handed to the rule's regex.
-//! Prose without trigger words costs that single pass.
+//! Cost model: one pass over the text finds trigger words. Every trigger starts a word, so the
+//! pass tests each word start's first four bytes against a bit filter of the triggers' first
+//! four bytes (an 8 KiB table, independent loads the CPU pipelines) and compares the few
+//! triggers of that first letter only where the filter passes. This replaced an Aho-Corasick DFA whose one dependent table load per
+//! byte capped the pass near 320 MiB/s. Only windows of at most `2 * MAX_MATCH_LEN` bytes around
+//! a hit are handed to the rule's regex; prose without trigger words costs that single pass.
 //!
 //! Precision over recall: these findings are report-only by default, but a noisy detector gets
 //! switched off, so every rule demands the *combination* that makes a phrase an injection
@@ -32,7 +35,6 @@
 use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
 use crate::{Category, Detection};
@@ -494,11 +496,17 @@ const SPECS: &[RuleSpec] = &[
 /// Rewrites unbounded repetitions to bounded ones, so every match has a length bound and
 /// [`MAX_MATCH_LEN`] holds by construction; padding a phrase with more than 16 spaces between
 /// words is not a realistic evasion once the scanner has normalized the text.
+///
+/// Word boundaries become ASCII ones (`(?-u:\b)`): the lazy DFA cannot evaluate a Unicode `\b`
+/// once the haystack holds a non-ASCII byte and hands the search to the PikeVM, which measured
+/// 40x slower on Korean and Japanese prose. Every trigger and phrase is ASCII, so an ASCII
+/// boundary is the same test at the phrase's edges.
 fn bounded(pattern: &str) -> String {
     pattern
         .replace("VERB_IGNORE", VERB_IGNORE)
         .replace(r"\s+", r"\s{1,16}")
         .replace(r"\s*", r"\s{0,16}")
+        .replace(r"\b", r"(?-u:\b)")
 }
 
 struct Rule {
@@ -509,21 +517,47 @@ struct Rule {
 }
 
 struct Engine {
-    ac: AhoCorasick,
-    /// Rules each AC pattern triggers.
+    /// Trigger words, lower-case ASCII except for the typographic apostrophe of "you’re now".
+    triggers: Vec<Box<[u8]>>,
+    /// A 65,536-bit filter of the triggers' first four bytes (see [`quad`]): a word start whose
+    /// bit is clear starts no trigger.
+    quads: Box<[u64; 1024]>,
+    /// Triggers by lower-cased first byte.
+    by_first: Vec<Vec<usize>>,
+    /// Rules each trigger sends a window to.
     pattern_rules: Vec<Vec<usize>>,
     rules: Vec<Rule>,
 }
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(build);
 
+/// Triggers starting with these bytes skip the filter: they are rare in prose, and "<|" is
+/// shorter than the filter's four bytes.
+fn punct_start(c: u8) -> bool {
+    matches!(c, b'#' | b'<' | b'[')
+}
+
+/// The filter bit of four bytes: OR-ing 0x20 folds ASCII case (and maps a few punctuation bytes
+/// onto others, harmless in a filter that is applied the same way to triggers and text).
+fn quad(bytes: [u8; 4]) -> usize {
+    let v = u32::from_le_bytes(bytes) | 0x2020_2020;
+    (v.wrapping_mul(0x9E37_79B1) >> 16) as usize
+}
+
 fn build() -> Engine {
-    let mut triggers: Vec<String> = Vec::new();
+    let mut triggers: Vec<Box<[u8]>> = Vec::new();
     let mut pattern_rules: Vec<Vec<usize>> = Vec::new();
     let mut rules = Vec::with_capacity(SPECS.len());
     for (i, spec) in SPECS.iter().enumerate() {
         for t in spec.triggers {
-            let t = t.to_ascii_lowercase();
+            let t: Box<[u8]> = t.to_ascii_lowercase().into_bytes().into();
+            assert!(
+                t.len() >= 4
+                    || punct_start(t[0])
+                    || t.len() == 3
+                        && WHOLE_WORD_TRIGGERS.contains(&std::str::from_utf8(&t).unwrap_or("")),
+                "injection trigger {t:?} is too short for the filter"
+            );
             match triggers.iter().position(|x| *x == t) {
                 Some(p) => pattern_rules[p].push(i),
                 None => {
@@ -541,20 +575,81 @@ fn build() -> Engine {
             check: spec.check,
         });
     }
-    // Overlapping matches: "you are now" must not hide "now" inside a longer trigger, and one
-    // trigger can be a prefix of another ("[sys" / "[system").
-    // A full DFA: a few hundred KB for ~130 short triggers, and the scan of clean prose is one
-    // table lookup per byte instead of NFA transitions.
-    let ac = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-        .match_kind(MatchKind::Standard)
-        .build(&triggers)
-        .expect("injection triggers build an automaton");
+    let mut quads = Box::new([0u64; 1024]);
+    let mut by_first = vec![Vec::new(); 256];
+    for (p, t) in triggers.iter().enumerate() {
+        by_first[usize::from(t[0])].push(p);
+        if punct_start(t[0]) {
+            continue;
+        }
+        // The three-byte triggers ("run", "use") count as whole words only (a plural `s`
+        // allowed, see `at_word_bounds`), so "users" and "running" need not pass the filter.
+        let fourths: Vec<u8> = match t.get(3) {
+            Some(&c) => vec![c],
+            None => (0..=255u8)
+                .filter(|&c| {
+                    !(c.is_ascii_alphanumeric() || c == b'_') || c.eq_ignore_ascii_case(&b's')
+                })
+                .collect(),
+        };
+        for c in fourths {
+            let bit = quad([t[0], t[1], t[2], c]);
+            quads[bit >> 6] |= 1 << (bit & 63);
+        }
+    }
     Engine {
-        ac,
+        triggers,
+        quads,
+        by_first,
         pattern_rules,
         rules,
+    }
+}
+
+impl Engine {
+    /// Calls `hit(start, end, trigger)` for every trigger occurrence that starts a word (or
+    /// starts with punctuation), in order of start; overlapping and nested triggers ("[sys" and
+    /// "[system") are all reported.
+    fn triggers_in(&self, text: &[u8], mut hit: impl FnMut(usize, usize, usize)) {
+        // Blocks of 64 bytes: a branch-free pass builds bit masks of word bytes and of the
+        // punctuation that starts triggers (`swar`), then only the set bits of "word start or
+        // punctuation" are visited. A byte-at-a-time loop branching on word starts mispredicted
+        // at every word and ran at ~350 MiB/s.
+        let mut prev_word = 0u64;
+        for (block, chunk) in text.chunks(64).enumerate() {
+            let base = block * 64;
+            let (words, puncts) = crate::swar::words_and_brackets(chunk);
+            let starts = words & !((words << 1) | prev_word);
+            prev_word = words >> 63;
+            let mut todo = starts | puncts;
+            while todo != 0 {
+                let j = todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                let i = base + j;
+                if starts & (1 << j) != 0 {
+                    let Some(four) = text.get(i..i + 4) else {
+                        // Fewer than four bytes left: only a three-byte trigger fits, and the
+                        // exact comparison settles it.
+                        self.compare_at(text, i, &mut hit);
+                        continue;
+                    };
+                    let bit = quad([four[0], four[1], four[2], four[3]]);
+                    if self.quads[bit >> 6] & (1 << (bit & 63)) == 0 {
+                        continue;
+                    }
+                }
+                self.compare_at(text, i, &mut hit);
+            }
+        }
+    }
+
+    fn compare_at(&self, text: &[u8], i: usize, hit: &mut impl FnMut(usize, usize, usize)) {
+        for &p in &self.by_first[usize::from(text[i].to_ascii_lowercase())] {
+            let t = &self.triggers[p];
+            if text.len() - i >= t.len() && text[i..i + t.len()].eq_ignore_ascii_case(t) {
+                hit(i, i + t.len(), p);
+            }
+        }
     }
 }
 
@@ -593,20 +688,19 @@ fn at_word_bounds(text: &[u8], start: usize, end: usize) -> bool {
 /// findings of one type are reported once.
 pub fn scan(text: &str, out: &mut Vec<Detection>) {
     let engine = &*ENGINE;
-    // Windows per rule, in hit order (AC reports in order of end position, so starts are
-    // nondecreasing up to the trigger length, which merging below tolerates).
+    // Windows per rule, in hit order (by start).
     let mut windows: Vec<(usize, Range<usize>)> = Vec::new();
     let bytes = text.as_bytes();
-    for hit in engine.ac.find_overlapping_iter(text) {
-        if !at_word_bounds(bytes, hit.start(), hit.end()) {
-            continue;
+    engine.triggers_in(bytes, |hs, he, p| {
+        if !at_word_bounds(bytes, hs, he) {
+            return;
         }
-        let start = hit.start().saturating_sub(MAX_MATCH_LEN);
-        let end = (hit.end() + MAX_MATCH_LEN).min(text.len());
-        for &rule in &engine.pattern_rules[hit.pattern().as_usize()] {
+        let start = hs.saturating_sub(MAX_MATCH_LEN);
+        let end = (he + MAX_MATCH_LEN).min(text.len());
+        for &rule in &engine.pattern_rules[p] {
             windows.push((rule, start..end));
         }
-    }
+    });
     if windows.is_empty() {
         return;
     }
@@ -898,6 +992,55 @@ mod tests {
                 "injection_tool"
             ]
         );
+    }
+
+    #[test]
+    fn the_trigger_filter_passes_every_trigger_in_any_case_and_position() {
+        let engine = &*ENGINE;
+        for (p, t) in engine.triggers.iter().enumerate() {
+            let t = std::str::from_utf8(t).expect("triggers are UTF-8");
+            let upper = t.to_ascii_uppercase();
+            let mixed: String = t
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for form in [t, upper.as_str(), mixed.as_str()] {
+                // At the very start, mid-text after a space and after punctuation, at the end.
+                for (pre, post) in [("", " tail"), ("a ", " b"), ("(", ")"), ("x\n", "")] {
+                    let text = format!("{pre}{form}{post}");
+                    let mut seen = false;
+                    engine.triggers_in(text.as_bytes(), |a, e, q| {
+                        seen |= q == p && a == pre.len() && e == pre.len() + t.len();
+                    });
+                    assert!(seen, "trigger {t:?} not found in {text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn triggers_inside_words_are_not_hits() {
+        let mut hits = 0;
+        ENGINE.triggers_in(b"misuse rerun unignored prepost", |_, _, _| hits += 1);
+        assert_eq!(hits, 0);
+        // A word running across the filter's 64-byte blocks is still one word ...
+        let glued = format!("{}ignore the rules", "a".repeat(64));
+        ENGINE.triggers_in(glued.as_bytes(), |_, _, _| hits += 1);
+        assert_eq!(hits, 0);
+        // ... and a trigger straddling two blocks is found.
+        let mut starts = Vec::new();
+        for at in 60..=64 {
+            let text = format!("{}ignore the rules", " ".repeat(at));
+            ENGINE.triggers_in(text.as_bytes(), |a, _, _| starts.push(a));
+        }
+        assert_eq!(starts, vec![60, 61, 62, 63, 64]);
     }
 
     #[test]

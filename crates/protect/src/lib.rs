@@ -36,6 +36,7 @@ pub mod inject;
 pub mod normalize;
 pub mod policy;
 pub mod stream;
+mod swar;
 pub mod transform;
 pub mod vault;
 

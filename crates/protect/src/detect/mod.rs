@@ -826,6 +826,12 @@ const MAX_GAP: usize = 3;
 
 /// The regions of `s` worth running patterns on, each a run of whole chunks.
 fn windows(s: &str, decode: bool) -> Vec<Window> {
+    windows_with(s, decode, true)
+}
+
+/// [`windows`], with the jump to the next candidate byte switchable so a test can prove the jump
+/// changes nothing.
+fn windows_with(s: &str, decode: bool, skip: bool) -> Vec<Window> {
     let b = s.as_bytes();
     let n = b.len();
     let mut out = Vec::new();
@@ -835,6 +841,59 @@ fn windows(s: &str, decode: bool) -> Vec<Window> {
     let mut i = 0;
     let mut prev_end = 0;
     while i < n {
+        if skip && cur.is_none() && pending.is_none() && force == 0 {
+            // Nothing open: jump to the chunk holding the next byte that can start a window,
+            // then back over the short glue chunks just before it ("+1" of "+1 415-555-…")
+            // that the chunk loop would have kept pending, never before `i`.
+            let Some(next) = next_candidate(b, i) else {
+                break;
+            };
+            let mut j = next;
+            while j > i && CLASS[b[j - 1] as usize] != C_WS {
+                j -= 1;
+            }
+            // `password = …`: the keyword chunk is a key because of the `=` after it.
+            if matches!(b[j], b':' | b'=') {
+                let mut ws = j;
+                while ws > i && matches!(b[ws - 1], b' ' | b'\t') {
+                    ws -= 1;
+                }
+                if ws < j && ws > i && CLASS[b[ws - 1] as usize] != C_WS {
+                    j = ws;
+                    while j > i && CLASS[b[j - 1] as usize] != C_WS {
+                        j -= 1;
+                    }
+                }
+            }
+            loop {
+                let mut ws = j;
+                while ws > i && CLASS[b[ws - 1] as usize] == C_WS {
+                    ws -= 1;
+                }
+                if ws == j || j - ws > MAX_GAP || ws == i {
+                    break;
+                }
+                let mut cs = ws;
+                while cs > i && CLASS[b[cs - 1] as usize] != C_WS {
+                    cs -= 1;
+                }
+                let glue = ws - cs <= 5
+                    && b[cs..ws].iter().all(|&c| {
+                        CLASS[c as usize] & (C_LOWER | C_DIGIT | C_AT | C_ASSIGN | C_PCT) == 0
+                    });
+                if !glue || cs == i && i > 0 && CLASS[b[i - 1] as usize] != C_WS {
+                    break;
+                }
+                j = cs;
+            }
+            if j > i {
+                // Whitespace before `j` belongs to the gap the chunk loop measures.
+                i = j;
+                while i > 0 && CLASS[b[i - 1] as usize] == C_WS {
+                    i -= 1;
+                }
+            }
+        }
         let ws_start = i;
         while i < n && CLASS[b[i] as usize] == C_WS {
             i += 1;
@@ -933,6 +992,38 @@ fn windows(s: &str, decode: bool) -> Vec<Window> {
     }
     out.extend(cur);
     out
+}
+
+/// The first position at or after `from` holding a byte that makes a chunk interesting (digit,
+/// `@`, `%`, `:` or `=`) or ending the 20th byte of a run without whitespace ([`LONG_CHUNK`]).
+///
+/// Blocks of 64 bytes become bit masks in a branch-free pass, so prose without such bytes costs
+/// a few instructions per byte instead of the chunk loop's branch per word.
+fn next_candidate(b: &[u8], from: usize) -> Option<usize> {
+    const _: () = assert!(LONG_CHUNK <= 64);
+    let mut prev_solid: u64 = 0;
+    let mut base = from;
+    while base < b.len() {
+        let block = &b[base..(base + 64).min(b.len())];
+        let (hot, solid) = crate::swar::candidates_and_solid(block);
+        // Bit 64 + j of `r` is set when the LONG_CHUNK bytes ending at j are all non-space
+        // (the previous block's bits sit below, so runs crossing blocks count).
+        let mut r = (u128::from(solid) << 64) | u128::from(prev_solid);
+        let mut width = 1;
+        while width * 2 <= LONG_CHUNK {
+            r &= r << width;
+            width *= 2;
+        }
+        r &= r << (LONG_CHUNK - width);
+        let long = (r >> 64) as u64 & solid;
+        let found = hot | long;
+        if found != 0 {
+            return Some(base + found.trailing_zeros() as usize);
+        }
+        prev_solid = if block.len() == 64 { solid } else { 0 };
+        base += block.len();
+    }
+    None
 }
 
 /// Runs a family over a group of windows. Every member matching at a candidate's start is

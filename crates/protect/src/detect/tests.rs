@@ -819,3 +819,58 @@ fn a_number_that_is_an_ssn_is_not_a_phone_number() {
     let ip = sc.scan("connect to 10.2.1.17 now");
     assert_eq!(&*ip[0].kind, "ipv4");
 }
+
+/// The chunk loop's jump over prose to the next candidate byte must find exactly the windows
+/// the plain chunk-by-chunk walk finds, on text mixing every kind of chunk and gap.
+#[test]
+fn skipping_to_candidates_finds_the_same_windows() {
+    const PIECES: &[&str] = &[
+        "the",
+        "Model",
+        "users",
+        "a",
+        "-",
+        "+1",
+        "(020)",
+        "#",
+        "::",
+        "=",
+        "password",
+        "token:",
+        "key =",
+        "415-555-2671",
+        "jane@example.com",
+        "%41%42",
+        "x9",
+        "v1.2.3",
+        "AKIAIOSFODNN7EXAMPLE",
+        "abcdefghijklmnopqrstuvwxyz",
+        "ABCDEFGHIJKLMNOPQRST",
+        "é",
+        "東京",
+        "--",
+        "()",
+    ];
+    const GAPS: &[&str] = &[" ", "  ", "    ", "\n", "\t", " \n ", "", "     "];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    for _ in 0..3000 {
+        let mut text = String::new();
+        for _ in 0..(1 + next() % 40) {
+            text.push_str(PIECES[next() % PIECES.len()]);
+            text.push_str(GAPS[next() % GAPS.len()]);
+        }
+        for decode in [false, true] {
+            assert_eq!(
+                windows_with(&text, decode, true),
+                windows_with(&text, decode, false),
+                "windows differ on {text:?}"
+            );
+        }
+    }
+}
