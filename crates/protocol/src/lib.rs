@@ -14,6 +14,10 @@ feeds it bytes and reads back models, which is also what makes every parser test
   [`Framing::detect`] tells it how the body is framed (SSE, NDJSON, a streamed JSON array).
 - [`error`] renders the gateway's own refusals in each provider's error shape.
 - [`exchange`] is the normalized model every later pipeline stage consumes.
+- [`tools`] follows the tool calls of a stream event by event ([`ToolCallTracker`]) so the gateway
+  can judge each before the agent sees it, rewrites streams and bodies so refused calls become
+  assistant text ([`ToolCallTracker::rewrite`], [`rewrite_response`]), and withdraws tool
+  definitions from requests ([`strip_tools`]).
 - [`visit_content_strings`] finds the content strings of any body or stream event (what content
   protection scans), and [`EventSplitter`] / [`replace_event_data`] rewrite stream events in place.
 
@@ -57,6 +61,7 @@ mod openai_responses;
 mod protocol;
 pub mod route;
 mod stream;
+pub mod tools;
 
 pub use content::{EventSplitter, StreamEvent, replace_event_data, visit_content_strings};
 pub use exchange::{
@@ -67,6 +72,7 @@ pub use framing::Framing;
 pub use openai::request_stream_usage;
 pub use route::{Operation, Provider, Route, classify, classify_request};
 pub use stream::{Progress, Release, StreamInspector};
+pub use tools::{EventCalls, OutEvent, Rewrite, ToolCallTracker, rewrite_response, strip_tools};
 
 /// Why a client request body (or an upstream response body) could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +151,7 @@ pub fn parse_response(route: &Route, body: &[u8]) -> Result<ExchangeResponse, Pr
 
 /// Recognises a buffered stream body that is not one JSON document: SSE starts with a field or
 /// a comment; NDJSON is a first line that is JSON on its own.
-fn sniff_stream(body: &[u8]) -> Option<Framing> {
+pub(crate) fn sniff_stream(body: &[u8]) -> Option<Framing> {
     let body = body
         .strip_prefix(b"\xEF\xBB\xBF")
         .unwrap_or(body)

@@ -47,12 +47,15 @@ macro_rules! cases {
 cases! {
     openai_chat_text: "openai/chat_stream_text.sse", CHAT, Sse, Terminal::LastOf("data: [DONE]");
     openai_chat_tools: "openai/chat_stream_tools.sse", CHAT, Sse, Terminal::LastOf("data: [DONE]");
+    openai_chat_text_tool: "openai/chat_stream_text_tool.sse", CHAT, Sse, Terminal::LastOf("data: [DONE]");
     openai_chat_reasoning: "openai/chat_stream_reasoning.sse", CHAT, Sse, Terminal::LastOf("data: [DONE]");
     openai_completions: "openai/completions_stream.sse", "/v1/completions", Sse, Terminal::LastOf("data: [DONE]");
     openai_responses: "openai/responses_stream.sse", "/v1/responses", Sse, Terminal::LastOf("event: response.completed");
+    openai_responses_tools: "openai/responses_stream_tools.sse", "/v1/responses", Sse, Terminal::LastOf("event: response.completed");
     openai_responses_failed: "openai/responses_stream_failed.sse", "/v1/responses", Sse, Terminal::LastOf("event: response.failed");
     anthropic_text: "anthropic/stream_text.sse", "/v1/messages", Sse, Terminal::LastOf("event: message_stop");
     anthropic_multi: "anthropic/stream_multi.sse", "/v1/messages", Sse, Terminal::LastOf("event: message_stop");
+    anthropic_tool_use: "anthropic/stream_tool_use.sse", "/v1/messages", Sse, Terminal::LastOf("event: message_stop");
     anthropic_error: "anthropic/stream_error.sse", "/v1/messages", Sse, Terminal::Absent;
     gemini_text_sse: "gemini/stream_text.sse", GEMINI_STREAM, Sse, Terminal::LastOf("data: ");
     gemini_text_array: "gemini/stream_text.array.json", GEMINI_STREAM, JsonArrayStream, Terminal::LastOf("]");

@@ -36,10 +36,16 @@ pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), StoreError> {
 /// A fresh public key id: `key_` + 16 lowercase hex digits (64 random bits). Random rather than
 /// sequential so ids reveal neither how many keys exist nor the order they were made in.
 pub(crate) fn new_id() -> Result<String, StoreError> {
+    random_id(ID_PREFIX)
+}
+
+/// `prefix` + 16 lowercase hex digits (64 random bits from the OS CSPRNG): the shape of every
+/// public id the store issues (keys, approvals), unguessable and unordered.
+pub(crate) fn random_id(prefix: &str) -> Result<String, StoreError> {
     let mut raw = [0u8; 8];
     random_bytes(&mut raw)?;
-    let mut id = String::with_capacity(ID_PREFIX.len() + 16);
-    id.push_str(ID_PREFIX);
+    let mut id = String::with_capacity(prefix.len() + 16);
+    id.push_str(prefix);
     push_hex(&mut id, &raw);
     Ok(id)
 }

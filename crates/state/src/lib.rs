@@ -1,6 +1,7 @@
 /*!
 Warden's state store for the identity and policy stage: virtual API keys, the kill switch, USD
-spend with atomic budget reservation, and GCRA rate limits.
+spend with atomic budget reservation, GCRA rate limits, and the queue of tool calls waiting for a
+human's approval.
 
 Callers see only the [`Store`] trait and the record types in this module. [`SqliteStore`] is the
 embedded implementation: one SQLite file (`<data-dir>/state.db`, WAL) that the gateway and the
@@ -20,6 +21,14 @@ What each part guarantees:
   [`Store::settle`] swaps the reservation for the actual cost and records spend for every subject.
 - **Rate limits** are GCRA ([`Store::rate_acquire`]): no fixed windows, exact `retry_after`.
   Embedded state is in memory (see the `gcra` module notes for why and what a restart costs).
+- **Approvals** persist, so a held tool call's approval survives a gateway restart and can be
+  decided from another process (the CLI) while the gateway waits. Ids (`apr_…`) are random and
+  exact-match only. [`Store::decide_approval`] is one transaction that changes only a pending,
+  unexpired approval, so of two concurrent deciders exactly one wins, and an approval decided
+  after its deadline stays expired: a late approve never becomes an approval. Every read reports
+  an overdue pending approval as expired, whether or not [`Store::expire_approvals`] has swept it
+  yet. Reads always go to the database (no cache): they are rare, and another process may have
+  decided.
 
 Money is integer micro-USD ([`Micros`]) everywhere; periods are UTC calendar days and months.
 
@@ -605,7 +614,185 @@ pub struct Settlement {
     pub at: SystemTime,
 }
 
-/// Warden's state: keys, kills, spend and rate limits.
+// ---------- approvals
+
+/// Where an approval stands. Every state but `Pending` is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    /// Waiting for a human, and not yet past its deadline.
+    Pending,
+    /// A human approved it.
+    Approved,
+    /// A human denied it.
+    Denied,
+    /// Nobody decided before its deadline: treated as denied.
+    Expired,
+}
+
+impl ApprovalStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [ApprovalStatus; 4] = [
+        ApprovalStatus::Pending,
+        ApprovalStatus::Approved,
+        ApprovalStatus::Denied,
+        ApprovalStatus::Expired,
+    ];
+
+    /// The lowercase name used in JSON, the CLI and the database.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::Expired => "expired",
+        }
+    }
+
+    /// The status named `s` (as [`ApprovalStatus::name`] spells it).
+    pub fn parse(s: &str) -> Option<ApprovalStatus> {
+        ApprovalStatus::ALL.into_iter().find(|st| st.name() == s)
+    }
+}
+
+impl fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A human's answer to a pending approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Let the tool call through.
+    Approve,
+    /// Refuse the tool call.
+    Deny,
+}
+
+impl Decision {
+    /// The status an approval decided this way ends in.
+    pub fn status(self) -> ApprovalStatus {
+        match self {
+            Decision::Approve => ApprovalStatus::Approved,
+            Decision::Deny => ApprovalStatus::Denied,
+        }
+    }
+}
+
+/// A tool call to hold for a human, as [`Store::create_approval`] takes it.
+///
+/// Text is bounded rather than refused: a field longer than its limit is cut at a character
+/// boundary and ends in `…[truncated from N bytes]`, so the whole stored field stays within the
+/// limit (and `arguments` may then no longer be valid JSON). Empty optional fields are stored as
+/// `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApproval {
+    /// Tenant of the exchange, if known.
+    pub tenant: Option<String>,
+    /// Agent of the exchange, if known.
+    pub agent: Option<String>,
+    /// Session of the exchange, if known.
+    pub session: Option<String>,
+    /// The virtual key's id (`key_…`), if the caller used one.
+    pub key_id: Option<String>,
+    /// The provider that produced the tool call.
+    pub provider: String,
+    /// The model that produced the tool call.
+    pub model: String,
+    /// The tool's name.
+    pub tool: String,
+    /// The call's arguments as JSON text, already redacted by the caller: the store keeps
+    /// exactly this text and never sees the original.
+    pub arguments: String,
+    /// The policy rule that requires approval.
+    pub rule: String,
+    /// Why approval is required, for the human deciding.
+    pub reason: String,
+    /// How long a human has to decide (must be positive; rounded up to whole milliseconds).
+    pub ttl: Duration,
+}
+
+impl NewApproval {
+    /// Byte limit of `arguments`.
+    pub const MAX_ARGUMENTS: usize = 64 * 1024;
+    /// Byte limit of `reason` and of a decision's reason.
+    pub const MAX_REASON: usize = 4 * 1024;
+    /// Byte limit of every other text field (names and ids, the tool, the rule, the approver).
+    pub const MAX_LABEL: usize = 256;
+}
+
+/// A held tool call and, once decided, its decision.
+///
+/// Times are serialized as integer Unix milliseconds (the store's precision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Public id: `apr_` + 16 lowercase hex digits (64 random bits), unguessable.
+    pub id: String,
+    /// When it was created.
+    #[serde(with = "time::millis")]
+    pub created_at: SystemTime,
+    /// Its deadline: from this millisecond on it is expired.
+    #[serde(with = "time::millis")]
+    pub expires_at: SystemTime,
+    /// Where it stands, as of the time it was read.
+    pub status: ApprovalStatus,
+    /// Tenant of the exchange.
+    pub tenant: Option<String>,
+    /// Agent of the exchange.
+    pub agent: Option<String>,
+    /// Session of the exchange.
+    pub session: Option<String>,
+    /// The virtual key's id.
+    pub key_id: Option<String>,
+    /// The provider that produced the tool call.
+    pub provider: String,
+    /// The model that produced the tool call.
+    pub model: String,
+    /// The tool's name.
+    pub tool: String,
+    /// The call's arguments: the redacted JSON text the caller gave.
+    pub arguments: String,
+    /// The policy rule that requires approval.
+    pub rule: String,
+    /// Why approval is required.
+    pub reason: String,
+    /// Ledger index of the entry that recorded the request, once set by
+    /// [`Store::set_approval_entry`].
+    pub entry: Option<u64>,
+    /// When it was decided; for an expired approval, its deadline.
+    #[serde(with = "time::opt_millis")]
+    pub decided_at: Option<SystemTime>,
+    /// Who decided (`None` while pending and when expired).
+    pub approver: Option<String>,
+    /// The decider's reason; `"timed out"` when expired.
+    pub decision_reason: Option<String>,
+}
+
+/// Which approvals [`Store::list_approvals`] returns, newest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApprovalFilter {
+    /// Only approvals in this status, as of `now` (so `Pending` leaves out overdue ones and
+    /// `Expired` includes them).
+    pub status: Option<ApprovalStatus>,
+    /// At most this many; `None` means no limit.
+    pub limit: Option<usize>,
+}
+
+/// The answer of [`Store::decide_approval`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecideOutcome {
+    /// This call decided it; the approval as it now stands.
+    Decided(Approval),
+    /// It was no longer pending: decided before, or past its deadline (then it is `Expired`,
+    /// and stays so). Nothing about it was changed but, when overdue, its expiry.
+    AlreadyDecided(Approval),
+    /// No approval has this id.
+    NotFound,
+}
+
+/// Warden's state: keys, kills, spend, rate limits and approvals.
 ///
 /// Implementations are shared by every request thread. Every method that takes `now` uses it
 /// instead of the clock, so callers (and tests) decide what time it is.
@@ -691,6 +878,41 @@ pub trait Store: Send + Sync + 'static {
     /// Charge after the fact (e.g. output tokens learned at the end), without a check; may
     /// push the bucket into debt so the next acquire waits.
     fn rate_charge(&self, bucket: &str, rate: Rate, cost: u64, now: Instant);
+
+    /// Queues a tool call for a human: a new pending approval with a fresh random id, expiring
+    /// `new.ttl` after `now`. Refuses a zero ttl; bounds oversized text (see [`NewApproval`]).
+    fn create_approval(&self, new: NewApproval, now: SystemTime) -> Result<Approval, StoreError>;
+    /// The approval with exactly this id, Ok(None) if there is none. A pending one past its
+    /// deadline (by the system clock) is reported as expired.
+    fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError>;
+    /// Approvals matching the filter, newest first; pending ones past their deadline at `now`
+    /// are reported (and filtered) as expired.
+    fn list_approvals(
+        &self,
+        filter: &ApprovalFilter,
+        now: SystemTime,
+    ) -> Result<Vec<Approval>, StoreError>;
+    /// Atomically: decides the approval if it is pending and `now` is before its deadline
+    /// (Decided); if it is pending but overdue, marks it expired (AlreadyDecided, status
+    /// `Expired`: a late approve never turns into an approval); if it was already decided,
+    /// changes nothing (AlreadyDecided). Of concurrent deciders, in any processes, exactly one
+    /// gets Decided. `approver` must not be empty; an empty reason is stored as `None`.
+    fn decide_approval(
+        &self,
+        id: &str,
+        decision: Decision,
+        approver: &str,
+        reason: Option<&str>,
+        now: SystemTime,
+    ) -> Result<DecideOutcome, StoreError>;
+    /// Marks every pending approval whose deadline is at or before `now` as expired (decision
+    /// reason `"timed out"`, decided at its deadline) and returns exactly those, oldest deadline
+    /// first, so the caller can record each timeout once. One that a decider found overdue
+    /// first was marked by that call instead and is not returned here.
+    fn expire_approvals(&self, now: SystemTime) -> Result<Vec<Approval>, StoreError>;
+    /// Records the ledger index of the entry for the approval's request (overwriting any
+    /// earlier one). An unknown id is an [`StoreError::InvalidArgument`].
+    fn set_approval_entry(&self, id: &str, entry: u64) -> Result<(), StoreError>;
 }
 
 /// Why a store operation failed.
@@ -761,6 +983,60 @@ mod tests {
         }
         assert_eq!(Scope::parse("Global"), None);
         assert_eq!(Period::parse("week"), None);
+        for status in ApprovalStatus::ALL {
+            assert_eq!(ApprovalStatus::parse(status.name()), Some(status));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{status}\"")
+            );
+        }
+        assert_eq!(ApprovalStatus::parse("Pending"), None);
+        assert_eq!(
+            serde_json::to_string(&[Decision::Approve, Decision::Deny]).unwrap(),
+            r#"["approve","deny"]"#
+        );
+        assert_eq!(Decision::Approve.status(), ApprovalStatus::Approved);
+        assert_eq!(Decision::Deny.status(), ApprovalStatus::Denied);
+    }
+
+    #[test]
+    fn approvals_serialize_times_as_unix_millis() {
+        let at = |ms| std::time::UNIX_EPOCH + Duration::from_millis(ms);
+        let approval = Approval {
+            id: "apr_0123456789abcdef".into(),
+            created_at: at(1_795_262_400_000),
+            expires_at: at(1_795_262_700_500),
+            status: ApprovalStatus::Expired,
+            tenant: None,
+            agent: Some("billing-bot".into()),
+            session: None,
+            key_id: None,
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            tool: "execute_sql".into(),
+            arguments: r#"{"query":"DELETE FROM orders"}"#.into(),
+            rule: "sql-writes".into(),
+            reason: "deletes rows".into(),
+            entry: Some(7),
+            decided_at: Some(at(1_795_262_700_500)),
+            approver: None,
+            decision_reason: Some("timed out".into()),
+        };
+        let json = serde_json::to_value(&approval).unwrap();
+        assert_eq!(json["created_at"], 1_795_262_400_000_u64);
+        assert_eq!(json["expires_at"], 1_795_262_700_500_u64);
+        assert_eq!(json["decided_at"], 1_795_262_700_500_u64);
+        assert_eq!(json["status"], "expired");
+        assert_eq!(json["approver"], serde_json::Value::Null);
+        let back: Approval = serde_json::from_value(json).unwrap();
+        assert_eq!(back, approval);
+        let pending = Approval {
+            decided_at: None,
+            ..approval
+        };
+        let json = serde_json::to_value(&pending).unwrap();
+        assert_eq!(json["decided_at"], serde_json::Value::Null);
+        assert_eq!(serde_json::from_value::<Approval>(json).unwrap(), pending);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! [`SqliteStore`]: the embedded [`Store`], one SQLite file per data directory.
 //!
-//! Owns the SQL for keys, kills and spend, and the connections that run it. It must not keep
+//! Owns the SQL for keys, kills, spend and approvals (the latter in `approvals`), and the
+//! connections that run it. It must not keep
 //! authoritative state anywhere but the database (the kill mirror is a cache of the `kills`
 //! table; rate state is deliberately ephemeral, see the `gcra` module), because a CLI process
 //! may change the same file while the gateway runs.
@@ -28,8 +29,11 @@
 //!
 //! Spend rows are never deleted: one row per known subject per day and month bucket, plus one
 //! total. Sessions dominate that count on a busy gateway; pruning old day buckets is a future
-//! maintenance command, not something the request path should do.
+//! maintenance command, not something the request path should do. Approvals are never deleted
+//! either (they are the audit trail of who let which tool call through); one row per held tool
+//! call is small beside the spend rows.
 
+mod approvals;
 mod mirror;
 mod schema;
 
@@ -46,9 +50,10 @@ use crate::gcra::RateTable;
 use crate::keys::{self, KeyHasher};
 use crate::time::{bucket, unix_secs};
 use crate::{
-    Cap, CapStatus, Charge, CreatedKey, KeyCheck, KeyInfo, KillRecord, KillTarget, Micros, NewKey,
-    Period, Rate, RateOutcome, Reservation, ReserveOutcome, ReservedCap, Scope, SpendFilter,
-    SpendRow, Store, StoreError, Subjects,
+    Approval, ApprovalFilter, Cap, CapStatus, Charge, CreatedKey, DecideOutcome, Decision,
+    KeyCheck, KeyInfo, KillRecord, KillTarget, Micros, NewApproval, NewKey, Period, Rate,
+    RateOutcome, Reservation, ReserveOutcome, ReservedCap, Scope, SpendFilter, SpendRow, Store,
+    StoreError, Subjects,
 };
 
 use mirror::KillMirror;
@@ -916,5 +921,40 @@ impl Store for SqliteStore {
 
     fn rate_charge(&self, bucket: &str, rate: Rate, cost: u64, now: Instant) {
         self.rates.charge(bucket, rate, cost, now);
+    }
+
+    fn create_approval(&self, new: NewApproval, now: SystemTime) -> Result<Approval, StoreError> {
+        self.done(self.create_approval_inner(new, now))
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        self.done(self.approval_inner(id, SystemTime::now()))
+    }
+
+    fn list_approvals(
+        &self,
+        filter: &ApprovalFilter,
+        now: SystemTime,
+    ) -> Result<Vec<Approval>, StoreError> {
+        self.done(self.list_approvals_inner(filter, now))
+    }
+
+    fn decide_approval(
+        &self,
+        id: &str,
+        decision: Decision,
+        approver: &str,
+        reason: Option<&str>,
+        now: SystemTime,
+    ) -> Result<DecideOutcome, StoreError> {
+        self.done(self.decide_approval_inner(id, decision, approver, reason, now))
+    }
+
+    fn expire_approvals(&self, now: SystemTime) -> Result<Vec<Approval>, StoreError> {
+        self.done(self.expire_approvals_inner(now))
+    }
+
+    fn set_approval_entry(&self, id: &str, entry: u64) -> Result<(), StoreError> {
+        self.done(self.set_approval_entry_inner(id, entry))
     }
 }

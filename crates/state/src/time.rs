@@ -1,10 +1,12 @@
-//! Wall-clock helpers: Unix seconds and UTC civil dates for spend buckets.
+//! Wall-clock helpers: Unix seconds and UTC civil dates for spend buckets, Unix milliseconds for
+//! approvals.
 //!
 //! Owns the conversion from a `SystemTime` to the strings that name a spend period bucket
-//! (`"total"`, `"2026-11-21"`, `"2026-11"`). It must not read the clock itself: every caller
-//! passes `now`, so tests can cross midnight or a month end deterministically.
+//! (`"total"`, `"2026-11-21"`, `"2026-11"`), and to and from the millisecond integers approvals
+//! are stored and serialized as. It must not read the clock itself: every caller passes `now`,
+//! so tests can cross midnight or a month end deterministically.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::Period;
 
@@ -14,6 +16,59 @@ const SECS_PER_DAY: u64 = 86_400;
 /// state Warden keeps predates it and a negative timestamp would only corrupt ordering.
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whole milliseconds since the Unix epoch, rounded down; times before 1970 count as 0 (as in
+/// [`unix_secs`]).
+pub(crate) fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The moment `ms` Unix milliseconds after the epoch (the epoch itself if the platform cannot
+/// represent it).
+pub(crate) fn from_unix_millis(ms: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+/// Serde for a `SystemTime` field as integer Unix milliseconds.
+pub(crate) mod millis {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(super::unix_millis(*t))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        u64::deserialize(d).map(super::from_unix_millis)
+    }
+}
+
+/// Serde for an `Option<SystemTime>` field as integer Unix milliseconds or null.
+pub(crate) mod opt_millis {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&super::unix_millis(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(super::from_unix_millis))
+    }
 }
 
 /// The proleptic Gregorian (year, month 1..=12, day 1..=31) of a count of days since
@@ -52,7 +107,6 @@ pub(crate) fn bucket(period: Period, secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn civil_dates_match_known_days() {
@@ -117,5 +171,16 @@ mod tests {
     fn unix_secs_floors_and_clamps() {
         assert_eq!(unix_secs(UNIX_EPOCH + Duration::from_millis(1_999)), 1);
         assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(5)), 0);
+    }
+
+    #[test]
+    fn unix_millis_floors_clamps_and_round_trips() {
+        let t = UNIX_EPOCH + Duration::from_nanos(1_795_262_400_123_999_999);
+        assert_eq!(unix_millis(t), 1_795_262_400_123);
+        assert_eq!(
+            from_unix_millis(unix_millis(t)),
+            UNIX_EPOCH + Duration::from_millis(1_795_262_400_123)
+        );
+        assert_eq!(unix_millis(UNIX_EPOCH - Duration::from_secs(5)), 0);
     }
 }

@@ -303,7 +303,7 @@ fn broken_files_are_reported_not_papered_over() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),

@@ -161,6 +161,10 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<GatewayBod
         .route("/admin/kill", post(kill))
         .route("/admin/unkill", post(unkill))
         .route("/admin/reload", post(reload))
+        .route("/admin/approvals", get(approvals))
+        .route("/admin/approvals/{id}", get(approval))
+        .route("/admin/approvals/{id}/approve", post(approve))
+        .route("/admin/approvals/{id}/deny", post(deny))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -607,6 +611,121 @@ async fn unkill(State(s): State<AdminState>, Json(req): Json<KillRequest>) -> Ax
     match s.control.unkill(&req.target) {
         Ok(lifted) => Json(json!({"lifted": lifted, "entry": entry})).into_response(),
         Err(e) => store_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ApprovalsQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn approvals(State(s): State<AdminState>, Query(q): Query<ApprovalsQuery>) -> AxumResponse {
+    let status = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some(name) => match warden_state::ApprovalStatus::parse(name) {
+            Some(st) => Some(st),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_status",
+                    &format!(
+                        "`{name}` is not a status; use pending, approved, denied, expired or all"
+                    ),
+                );
+            }
+        },
+    };
+    let filter = warden_state::ApprovalFilter {
+        status,
+        limit: q.limit,
+    };
+    match s.control.store.list_approvals(&filter, SystemTime::now()) {
+        Ok(list) => Json(json!({"approvals": list})).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn approval(State(s): State<AdminState>, UrlPath(id): UrlPath<String>) -> AxumResponse {
+    match s.control.store.approval(&id) {
+        Ok(Some(a)) => Json(json!({"approval": a})).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no approval {id}; `warden approvals list` shows the queue"),
+        ),
+        Err(e) => store_error(e),
+    }
+}
+
+/// The body of `POST /admin/approvals/{id}/approve|deny`.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    /// Who decides (recorded).
+    pub actor: Option<String>,
+    /// Why (recorded; shown to the agent on deny).
+    pub reason: Option<String>,
+}
+
+async fn approve(
+    State(s): State<AdminState>,
+    UrlPath(id): UrlPath<String>,
+    body: Option<Json<DecideRequest>>,
+) -> AxumResponse {
+    decide(
+        s,
+        id,
+        warden_state::Decision::Approve,
+        body.map(|b| b.0).unwrap_or_default(),
+    )
+    .await
+}
+
+async fn deny(
+    State(s): State<AdminState>,
+    UrlPath(id): UrlPath<String>,
+    body: Option<Json<DecideRequest>>,
+) -> AxumResponse {
+    decide(
+        s,
+        id,
+        warden_state::Decision::Deny,
+        body.map(|b| b.0).unwrap_or_default(),
+    )
+    .await
+}
+
+async fn decide(
+    s: AdminState,
+    id: String,
+    decision: warden_state::Decision,
+    req: DecideRequest,
+) -> AxumResponse {
+    let actor = req.actor.unwrap_or_else(|| "admin-api".into());
+    let reason = req.reason.filter(|r| !r.trim().is_empty());
+    match s
+        .control
+        .approvals
+        .decide(&s.recorder, &id, decision, &actor, reason.as_deref())
+        .await
+    {
+        Ok(warden_state::DecideOutcome::Decided(a)) => Json(json!({"approval": a})).into_response(),
+        Ok(warden_state::DecideOutcome::AlreadyDecided(a)) => {
+            let mut resp = error(
+                StatusCode::CONFLICT,
+                "already_decided",
+                &format!("approval {id} is already {}", a.status.name()),
+            );
+            *resp.status_mut() = StatusCode::CONFLICT;
+            resp
+        }
+        Ok(warden_state::DecideOutcome::NotFound) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no approval {id}; `warden approvals list` shows the queue"),
+        ),
+        Err(m) => error(StatusCode::SERVICE_UNAVAILABLE, "approval_unavailable", &m),
     }
 }
 

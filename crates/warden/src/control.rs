@@ -237,6 +237,8 @@ pub struct Control {
     /// Tokenized values, encrypted, for restoring placeholders in responses (in memory: a
     /// restart forgets them, and placeholders from before it stay as they are).
     pub vault: Arc<warden_protect::vault::Vault>,
+    /// The human-approval queue of tool calls.
+    pub approvals: Arc<crate::approve::Approvals>,
 }
 
 impl Control {
@@ -244,6 +246,10 @@ impl Control {
     pub fn new(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<Control> {
         let has_keys = store.has_keys().unwrap_or(true);
         let control = Control {
+            approvals: Arc::new(crate::approve::Approvals::new(
+                store.clone(),
+                crate::pipeline::forward::build_client(&config.limits, &[]),
+            )),
             settle_tx: Mutex::new(settler(store.clone(), metrics.clone())),
             store,
             policy: RwLock::new(Arc::new(config.policy.clone())),

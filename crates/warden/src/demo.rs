@@ -46,6 +46,9 @@ period = "day"
 
 [protect]
 presets = ["secrets-block", "pii-redact"]
+
+[tools]
+on_deny = "replace"
 "#;
 
 struct Scenario {
@@ -204,6 +207,20 @@ fn scenarios() -> Vec<Scenario> {
             path: "/v1/chat/completions",
             headers: with(openai.clone(), ("x-mock-scenario", r#"{"text":"The token is ghp_R4nd0mT0k3nV4lu3F0rT3st1ngOnlyAbC9xy ok.","chunks":12}"#)),
             body: r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Print the token."}]}"#.into(),
+        },
+        Scenario {
+            title: "Tool governance: the model asks to DROP TABLE users (call removed, agent told why)",
+            method: Method::POST,
+            path: "/v1/chat/completions",
+            headers: with(openai.clone(), ("x-mock-scenario", r#"{"tool_calls":[{"name":"execute_sql","arguments":{"query":"DROP TABLE users"}}]}"#)),
+            body: r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Clean up the database."}]}"#.into(),
+        },
+        Scenario {
+            title: "Tool governance: a harmless SELECT is delivered",
+            method: Method::POST,
+            path: "/v1/messages",
+            headers: with(anthropic.clone(), ("x-mock-scenario", r#"{"tool_calls":[{"name":"execute_sql","arguments":{"query":"SELECT count(*) FROM users"}}]}"#)),
+            body: r#"{"model":"claude-sonnet-4-5","max_tokens":256,"messages":[{"role":"user","content":"How many users?"}]}"#.into(),
         },
         Scenario {
             title: "Unknown path (refused by Warden)",
@@ -513,6 +530,23 @@ fn print_rows(rows: &[Row]) {
                 );
                 for w in what {
                     println!("    {w}");
+                }
+                for c in &rec.tools.calls {
+                    println!(
+                        "    tool governance: {} → {} by rule {} ({}){}",
+                        c.tool,
+                        c.action,
+                        c.rule,
+                        match c.result {
+                            "removed" => "removed from the answer; the agent got an explanation",
+                            "refused" => "the answer became an error",
+                            _ => "delivered to the agent",
+                        },
+                        c.reason
+                            .as_deref()
+                            .map(|r| format!(": {}", excerpt(r, 70)))
+                            .unwrap_or_default()
+                    );
                 }
             }
         }

@@ -17,6 +17,7 @@ Provider JSON is read only by `warden-protocol`; the fake provider lives in `war
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod approve;
 pub mod audit;
 pub mod cli;
 pub mod config;

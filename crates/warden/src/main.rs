@@ -17,6 +17,7 @@ fn main() {
         Command::Keys(cmd) => warden::cli::keys::run(base, cmd),
         Command::Kill(args) => warden::cli::kill::kill(base, args),
         Command::Unkill(args) => warden::cli::kill::unkill(base, args),
+        Command::Approvals(cmd) => warden::cli::approvals::run(base, cmd),
         Command::Status(args) => warden::cli::status::run(base, args),
         Command::Protect(args) => warden::cli::protect::run(base, args),
     };

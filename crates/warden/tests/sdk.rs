@@ -145,3 +145,9 @@ fn governance_sdk() {
 fn protect_sdk() {
     pytest("test_protect.py");
 }
+
+/// Tool-call governance and human approval through the official SDKs.
+#[test]
+fn tools_sdk() {
+    pytest("test_tools.py");
+}

@@ -71,6 +71,37 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (scope, subject, period, bucket)
     ) STRICT, WITHOUT ROWID;
     ",
+    // 2: approvals.
+    "
+    -- Tool calls held for a human. Times are Unix milliseconds. A rowid table, so listing can
+    -- break ties in creation order.
+    CREATE TABLE approvals (
+        id              TEXT PRIMARY KEY,
+        created_at      INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        status          TEXT NOT NULL
+                        CHECK (status IN ('pending', 'approved', 'denied', 'expired')),
+        tenant          TEXT,
+        agent           TEXT,
+        session         TEXT,
+        key_id          TEXT,
+        provider        TEXT NOT NULL,
+        model           TEXT NOT NULL,
+        tool            TEXT NOT NULL,
+        -- Redacted JSON text as the caller gave it (bounded, possibly truncated).
+        arguments       TEXT NOT NULL,
+        rule            TEXT NOT NULL,
+        reason          TEXT NOT NULL,
+        -- Ledger index of the request's entry, set after the entry is written.
+        entry           INTEGER,
+        decided_at      INTEGER,
+        approver        TEXT,
+        decision_reason TEXT
+    ) STRICT;
+
+    -- The expiry sweep and the pending list.
+    CREATE INDEX approvals_status_expires ON approvals (status, expires_at);
+    ",
 ];
 
 /// The schema version this build writes.

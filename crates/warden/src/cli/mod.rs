@@ -3,6 +3,7 @@
 //! Commands parse flags into [`crate::config::Overrides`] and hand off to the library; they own
 //! printing and exit codes, nothing else.
 
+pub mod approvals;
 pub mod audit;
 pub mod config_check;
 pub mod init;
@@ -66,6 +67,9 @@ pub enum Command {
     Kill(kill::Args),
     /// Lift a kill.
     Unkill(kill::Args),
+    /// The human-approval queue of tool calls: list, show, approve, deny.
+    #[command(subcommand)]
+    Approvals(approvals::Command),
     /// What the running gateway is doing: auth, ledger, streams, kills, spend.
     Status(status::Args),
     /// Show what content protection would find and do to a payload (a request or response

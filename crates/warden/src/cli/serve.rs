@@ -220,12 +220,17 @@ pub fn run(base: Overrides, args: Args) -> anyhow::Result<()> {
     );
 
     let admin = gw.admin.clone();
+    let (approvals, recorder) = (gw.control.approvals.clone(), gw.recorder.clone());
     signals.block_on(async move {
         let stop = server::shutdown_signal();
         tokio::pin!(stop);
+        // Approvals nobody waits for any more (their request ended, or they date from before a
+        // restart) still time out, and the timeout is recorded.
+        let mut sweep = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tokio::select! {
                 _ = &mut stop => break,
+                _ = sweep.tick() => approvals.sweep(&recorder).await,
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     match admin.reload("SIGHUP").await {
                         Ok(v) => tracing::info!("SIGHUP: {v}"),

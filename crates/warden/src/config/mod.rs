@@ -9,6 +9,7 @@
 mod policy;
 mod protect;
 mod raw;
+mod tools;
 mod units;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use warden_protocol::Provider;
 
 pub use policy::PolicyConfig;
 pub use protect::ProtectConfig;
+pub use tools::ToolsConfig;
 pub use units::{parse_bytes, parse_duration};
 
 /// Default listen address (DESIGN.md "Defaults").

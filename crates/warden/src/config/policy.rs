@@ -121,7 +121,7 @@ struct RawModelPrice {
 
 /// A string or an array of strings (`model = "gpt-4o"` or `model = ["gpt-4o", "o3"]`).
 #[derive(Debug, Clone)]
-struct OneOrMany(Vec<String>);
+pub(super) struct OneOrMany(pub(super) Vec<String>);
 
 impl<'de> Deserialize<'de> for OneOrMany {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -159,6 +159,8 @@ pub struct PolicyConfig {
     pub unknown_model: warden_policy::UnknownModel,
     /// `[protect]`: detectors and actions (swapped with the rest of the policy on reload).
     pub protect: std::sync::Arc<super::protect::ProtectConfig>,
+    /// `[tools]`: tool-call rules and approvals (swapped with the rest of the policy on reload).
+    pub tools: std::sync::Arc<super::tools::ToolsConfig>,
 }
 
 impl Default for PolicyConfig {
@@ -171,6 +173,7 @@ impl Default for PolicyConfig {
             prices: PriceTable::builtin(),
             unknown_model: UnknownModel::default(),
             protect: std::sync::Arc::new(super::protect::ProtectConfig::default()),
+            tools: std::sync::Arc::new(super::tools::ToolsConfig::default()),
         }
     }
 }
@@ -232,6 +235,7 @@ impl PolicyConfig {
             "budgets": budgets,
             "pricing": pricing,
             "protect": self.protect.render(),
+            "tools": self.tools.render(),
         })
     }
 }
@@ -270,6 +274,7 @@ pub(super) fn build(
             None => UnknownModel::default(),
         },
         protect: std::sync::Arc::new(super::protect::ProtectConfig::default()),
+        tools: std::sync::Arc::new(super::tools::ToolsConfig::default()),
     })
 }
 

@@ -43,6 +43,8 @@ pub(super) struct RawConfig {
     pricing: super::policy::RawPricing,
     #[serde(default)]
     protect: super::protect::RawProtect,
+    #[serde(default)]
+    tools: super::tools::RawTools,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -521,6 +523,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
 
     let mut policy = super::policy::build(raw.policy, raw.rules, raw.budgets, raw.pricing, &at)?;
     policy.protect = std::sync::Arc::new(super::protect::build(raw.protect, &at)?);
+    policy.tools = std::sync::Arc::new(super::tools::build(raw.tools, &at)?);
 
     let log_format = match &raw.log.format {
         Some(f) => log_format(f.get_ref()).map_err(|m| at(f.span(), "log.format", m))?,

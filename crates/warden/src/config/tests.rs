@@ -179,3 +179,151 @@ fn audit_choices_are_validated_with_their_options() {
     assert_eq!(c.audit.capture, Capture::Redacted);
     assert!(c.audit.enabled && !c.audit.stream_buffer);
 }
+
+fn judge(
+    c: &Config,
+    tool: &str,
+    args: serde_json::Value,
+    tenant: Option<&str>,
+) -> warden_govern::Verdict {
+    c.policy.tools.governor.judge(
+        &warden_govern::ToolCall {
+            name: tool,
+            arguments: &args,
+        },
+        &warden_govern::Subject {
+            tenant,
+            agent: None,
+            key: None,
+        },
+    )
+}
+
+#[test]
+fn tool_rules_map_every_key_onto_the_governor() {
+    let c = load(
+        r#"
+[tools]
+on_deny = "replace"
+approval_timeout = "90s"
+approval_webhooks = ["http://127.0.0.1:9/hook"]
+
+[[tools.rules]]
+name = "prod-needs-approval"
+tool = ["deploy*"]
+tenant = "acme"
+action = "approve"
+when = [{ path = "$.env", equals = "prod" }]
+
+[[tools.rules]]
+name = "read-only-reports"
+tool = "report_sql"
+sql = { arg = "q", dialect = "postgres", policy = "read_only" }
+action = "deny"
+on_deny = "error"
+
+[[tools.rules]]
+name = "no-shell-for-free"
+tool = "shell"
+tenant = "free-*"
+strip = true
+"#,
+    )
+    .unwrap();
+    let t = &c.policy.tools;
+    assert_eq!(t.approvals.timeout, Duration::from_secs(90));
+    assert_eq!(t.approvals.webhooks, ["http://127.0.0.1:9/hook"]);
+    assert!(t.strips && t.enabled);
+    assert_eq!(t.on_deny, warden_govern::OnDeny::Replace);
+
+    let v = judge(
+        &c,
+        "deploy_api",
+        serde_json::json!({"env": "prod"}),
+        Some("acme"),
+    );
+    assert_eq!(
+        (v.action, &*v.rule),
+        (warden_govern::Action::Approve, "prod-needs-approval")
+    );
+    let v = judge(
+        &c,
+        "deploy_api",
+        serde_json::json!({"env": "dev"}),
+        Some("acme"),
+    );
+    assert_eq!(v.action, warden_govern::Action::Allow);
+    let v = judge(
+        &c,
+        "deploy_api",
+        serde_json::json!({"env": "prod"}),
+        Some("other"),
+    );
+    assert_eq!(v.action, warden_govern::Action::Allow);
+
+    let v = judge(
+        &c,
+        "report_sql",
+        serde_json::json!({"q": "UPDATE t SET a = 1 WHERE id = 2"}),
+        None,
+    );
+    assert_eq!(
+        (v.action, &*v.rule),
+        (warden_govern::Action::Deny, "read-only-reports")
+    );
+    let v = judge(
+        &c,
+        "report_sql",
+        serde_json::json!({"q": "SELECT a FROM t"}),
+        None,
+    );
+    assert_eq!(v.action, warden_govern::Action::Allow);
+
+    let free = warden_govern::Subject {
+        tenant: Some("free-1"),
+        agent: None,
+        key: None,
+    };
+    assert!(!t.governor.offers("shell", &free));
+    assert!(t.governor.offers("get_weather", &free));
+    // `warden config check` shows the rules and the preset.
+    let shown = c.render();
+    assert!(
+        shown.contains("preset:sql") && shown.contains("prod-needs-approval"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn tool_rule_errors_name_the_key_and_line() {
+    let err = load("[tools]\n\n[[tools.rules]]\nname = \"x\"\ntool = \"run_sql\"\nsql = { policy = \"readonly\" }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tools.rules[0].sql.policy"), "{err}");
+    assert!(err.contains("warden.toml:"), "{err}");
+
+    let err = load(
+        "[[tools.rules]]\nname = \"x\"\nwhen = [{ path = \"$.a\", equals = 1, glob = \"b\" }]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("tools.rules[0].when[0]") && err.contains("exactly one test"),
+        "{err}"
+    );
+
+    let err = load("[[tools.rules]]\nname = \"x\"\nactoin = \"deny\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("actoin") && err.contains("line 3"), "{err}");
+
+    let err = load("[tools]\napproval_timeout = \"0s\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tools.approval_timeout"), "{err}");
+
+    let err = load("[tools]\napproval_webhooks = [\"ftp://x\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tools.approval_webhooks[0]"), "{err}");
+}

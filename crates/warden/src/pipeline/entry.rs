@@ -108,6 +108,9 @@ pub fn body(
     if !rec.protect.is_empty() {
         m.insert("protect".into(), json!(rec.protect));
     }
+    if !rec.tools.is_empty() {
+        m.insert("tools".into(), json!(rec.tools));
+    }
     if kind == "request" {
         if capture.has_content() {
             m.insert("content".into(), request_content(rec));

@@ -30,9 +30,37 @@ use warden_protocol::{Framing, Provider, StreamInspector};
 use super::record::{AuditError, BodyDigest, Commit, Outcome, Receipt};
 use super::{BoxError, Flight};
 
+/// The decisions on held tool calls, once every human has answered (or the timeout): a spawned
+/// task (a body must be `Sync`, a boxed future is not), aborted if the stream is dropped.
+struct Approving(
+    tokio::task::JoinHandle<
+        Vec<(
+            super::govern::PendingAsk,
+            Result<crate::approve::Resolution, String>,
+        )>,
+    >,
+);
+
+impl Drop for Approving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often a stream held for an approval sends an SSE comment, so proxies and clients with
+/// read timeouts keep the connection.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
 enum State {
     /// Upstream bytes are flowing.
     Streaming,
+    /// A tool call waits for a human; the upstream is not read meanwhile. `ending`: the
+    /// upstream had already ended, so the exchange is recorded after the decision.
+    Approving {
+        decisions: Approving,
+        heartbeat: Pin<Box<Sleep>>,
+        ending: bool,
+    },
     /// The upstream is done; waiting for the record to be durable.
     Committing(Commit),
     /// The last bytes to send: receipt + terminal event, or an error event.
@@ -69,6 +97,10 @@ pub struct StreamBody {
     /// What goes out around the receipt once the stream is recorded: protected events before
     /// the terminal event, and the (protected) terminal event.
     tail: Option<(Vec<u8>, Vec<u8>)>,
+    /// Tool-call governance: holds a call's events until it is judged.
+    gate: Option<super::govern::ToolGate>,
+    /// What the gate released while the stream ended, before its final release.
+    gate_before: Vec<u8>,
 }
 
 impl StreamBody {
@@ -79,6 +111,7 @@ impl StreamBody {
         idle_timeout: Duration,
         flight: Flight,
         protector: Option<super::protect::StreamProtector>,
+        gate: Option<super::govern::ToolGate>,
     ) -> Self {
         let cut = flight
             .tracked
@@ -106,6 +139,8 @@ impl StreamBody {
             flight: Some(flight),
             protector,
             tail: None,
+            gate,
+            gate_before: Vec::new(),
         }
     }
 
@@ -179,6 +214,9 @@ impl StreamBody {
     /// Hands the exchange to the recorder; returns the commit, or `None` if already done.
     fn record(&mut self, outcome: Outcome) -> Option<Commit> {
         let mut flight = self.flight.take()?;
+        if let Some(g) = self.gate.as_mut() {
+            flight.govern = g.take_record();
+        }
         self.hidden_len = self.hidden_usage_len();
         let response = self.inspector.take().map(StreamInspector::finish);
         let digest = BodyDigest::finish(std::mem::take(&mut self.hasher), self.pushed);
@@ -214,15 +252,112 @@ impl StreamBody {
             self.held.extend_from_slice(&data);
             (n > 0).then(|| self.held.split_to(n).freeze())
         };
-        let Some(p) = self.protector.as_mut() else {
+        let out = match self.protector.as_mut() {
+            None => out,
+            Some(p) => {
+                let rewritten = p.push(&out?);
+                if p.blocked() {
+                    self.on_block();
+                    return None;
+                }
+                (!rewritten.is_empty()).then(|| Bytes::from(rewritten))
+            }
+        };
+        let Some(g) = self.gate.as_mut() else {
             return out;
         };
-        let rewritten = p.push(&out?);
-        if p.blocked() {
-            self.on_block();
-            return None;
+        let gated = g.push(&out?);
+        self.after_gate(false);
+        (!gated.is_empty()).then(|| Bytes::from(gated))
+    }
+
+    /// After the gate saw new events: a refused call ends the stream, and calls waiting for
+    /// approval pause it.
+    fn after_gate(&mut self, ending: bool) -> bool {
+        let Some(g) = self.gate.as_mut() else {
+            return false;
+        };
+        if let Some(message) = g.refusal().map(str::to_string) {
+            self.on_tool_refusal(message);
+            return true;
         }
-        (!rewritten.is_empty()).then(|| Bytes::from(rewritten))
+        let asks = g.take_asks();
+        if asks.is_empty() {
+            return false;
+        }
+        let ctx = g.ctx().clone();
+        self.state = State::Approving {
+            decisions: Approving(tokio::spawn(async move { ctx.resolve(asks).await })),
+            heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
+            ending,
+        };
+        true
+    }
+
+    /// The upstream ended: the gate judges calls the terminal event completes. Returns true
+    /// when the stream now waits (approval) or ended (refusal) instead of being recorded.
+    fn end_gate(&mut self) -> bool {
+        if self.gate.is_none() {
+            return false;
+        }
+        let (before, after) = match self.tail.take() {
+            Some(t) => t,
+            None => {
+                let hidden = self.hidden_usage_len();
+                let held = std::mem::take(&mut self.held);
+                (Vec::new(), held[hidden.min(held.len())..].to_vec())
+            }
+        };
+        let g = self.gate.as_mut().expect("checked above");
+        let mut out = g.push(&before);
+        out.extend(g.finish_begin(&after));
+        self.gate_before = out;
+        if self.after_gate(true) {
+            return true;
+        }
+        self.finish_gate();
+        !matches!(self.state, State::Streaming)
+    }
+
+    /// Every call is decided: the gate's last events become the stream's tail.
+    fn finish_gate(&mut self) {
+        let Some(g) = self.gate.as_mut() else {
+            return;
+        };
+        if let Some(message) = g.refusal().map(str::to_string) {
+            self.on_tool_refusal(message);
+            return;
+        }
+        let (b, a) = g.finish_release();
+        let mut before = std::mem::take(&mut self.gate_before);
+        before.extend_from_slice(&b);
+        self.tail = Some((before, a));
+    }
+
+    /// A tool call the rules deny with `on_deny = "error"`: drop the upstream, record the
+    /// refusal, and end the client's stream with an error event once it is recorded.
+    fn on_tool_refusal(&mut self, message: String) {
+        self.inner = None;
+        self.cut_event = Some(Bytes::from(render_stream_error(
+            self.provider,
+            self.framing,
+            400,
+            ErrorKind::ContentBlocked,
+            &message,
+        )));
+        if let Some(f) = self.flight.as_mut() {
+            f.control.metrics.stream_cut("tool");
+        }
+        let commit = self.record(Outcome::Refused {
+            status: 400,
+            code: ErrorKind::ContentBlocked.type_and_code().1,
+            source: super::refuse::Source::Upstream,
+            message,
+        });
+        self.state = match commit {
+            Some(c) => State::Committing(c),
+            None => State::Done,
+        };
     }
 
     /// The bytes that end the stream once the record is durable.
@@ -278,7 +413,7 @@ impl Body for StreamBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         loop {
-            if matches!(this.state, State::Streaming)
+            if matches!(this.state, State::Streaming | State::Approving { .. })
                 && let Some(cut) = this.cut.as_mut()
                 && cut.as_mut().poll(cx).is_ready()
             {
@@ -314,7 +449,7 @@ impl Body for StreamBody {
                         }
                         Poll::Ready(None) => {
                             this.end_protection();
-                            if !matches!(this.state, State::Streaming) {
+                            if !matches!(this.state, State::Streaming) || this.end_gate() {
                                 continue;
                             }
                             let commit = this.record(Outcome::Completed);
@@ -332,6 +467,61 @@ impl Body for StreamBody {
                             this.fail(message.clone());
                             return Poll::Ready(Some(Err(message.into())));
                         }
+                    }
+                }
+                State::Approving {
+                    decisions,
+                    heartbeat,
+                    ending,
+                } => {
+                    if let Poll::Ready(joined) = Pin::new(&mut decisions.0).poll(cx) {
+                        let ending = *ending;
+                        this.state = State::Streaming;
+                        let Ok(results) = joined else {
+                            this.on_tool_refusal(
+                                "Warden withheld this response: waiting for a tool-call approval failed, so the call is not delivered. The exchange is recorded.".into(),
+                            );
+                            continue;
+                        };
+                        let out = this
+                            .gate
+                            .as_mut()
+                            .map(|g| g.decided(results))
+                            .unwrap_or_default();
+                        if ending {
+                            this.finish_gate();
+                            if matches!(this.state, State::Streaming) {
+                                let commit = this.record(Outcome::Completed);
+                                this.state = match commit {
+                                    Some(c) => State::Committing(c),
+                                    None => State::Done,
+                                };
+                            }
+                            continue;
+                        }
+                        if this.after_gate(false) || !matches!(this.state, State::Streaming) {
+                            if !out.is_empty() && matches!(this.state, State::Approving { .. }) {
+                                return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                            }
+                            continue;
+                        }
+                        let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                        this.idle.as_mut().reset(deadline);
+                        if !out.is_empty() {
+                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                        }
+                        continue;
+                    }
+                    ready!(heartbeat.as_mut().poll(cx));
+                    heartbeat
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + HEARTBEAT);
+                    // google-genai treats a line that is not `data: …` as an error body, and
+                    // NDJSON has no comments: only other SSE streams get the heartbeat.
+                    if this.framing == Framing::Sse && this.provider != Provider::Gemini {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                            b": warden-approval-pending\n\n",
+                        )))));
                     }
                 }
                 State::Committing(commit) => {

@@ -21,6 +21,7 @@
 pub mod decide;
 pub mod entry;
 pub mod forward;
+pub mod govern;
 pub mod identify;
 pub mod inspect;
 pub mod protect;
@@ -197,6 +198,10 @@ pub struct Flight {
     /// The content-protection settings this exchange runs under, read once when it starts so a
     /// reload mid-exchange cannot mix two configurations.
     pub protection: Arc<crate::config::ProtectConfig>,
+    /// The tool rules this exchange runs under, read once when it starts.
+    pub tools: Arc<crate::config::ToolsConfig>,
+    /// What tool-call governance judged and did.
+    pub govern: govern::GovernRecord,
     /// The response was already scanned (buffered, or a stream with a protector), so
     /// [`Flight::finish`] does not scan it again.
     pub protect_streamed: bool,
@@ -211,6 +216,19 @@ impl Flight {
             .as_ref()
             .and_then(|r| r.model.as_deref())
             .or(self.target.route.path_model.as_deref())
+    }
+
+    /// What tool-call governance needs about this exchange.
+    pub fn govern_ctx(&self) -> govern::GovernCtx {
+        govern::GovernCtx {
+            tools: self.tools.clone(),
+            protection: self.protection.clone(),
+            approvals: self.control.approvals.clone(),
+            recorder: self.recorder.clone(),
+            identity: self.identity.clone(),
+            provider: self.target.route.provider.name(),
+            model: self.model().map(str::to_string),
+        }
     }
 
     /// Who is calling, for tokenize and restore.
@@ -255,6 +273,7 @@ impl Flight {
         cost: Option<Cost>,
     ) -> ExchangeRecord {
         ExchangeRecord {
+            tools: self.govern.clone(),
             protect: self.protect.clone(),
             verdict: self.verdict.clone(),
             cost,
@@ -392,6 +411,8 @@ pub async fn handle(
         hide_usage: false,
         protect: protect::ProtectRecord::default(),
         protection: gw.control.policy().protect.clone(),
+        tools: gw.control.policy().tools.clone(),
+        govern: govern::GovernRecord::default(),
         protect_streamed: false,
         _inflight: gw.control.metrics.inflight(),
         target,
@@ -427,12 +448,18 @@ pub async fn handle(
                     framing,
                 )
             });
+            let gate = flight
+                .tools
+                .enabled
+                .then(|| govern::ToolGate::new(flight.govern_ctx(), &flight.target.route, framing))
+                .flatten();
             let body = StreamBody::new(
                 incoming,
                 framing,
                 gw.config.limits.idle_timeout,
                 flight,
                 protector,
+                gate,
             );
             Ok(Response::from_parts(head, body.boxed()))
         }
@@ -499,6 +526,16 @@ async fn exchange(
             &mut flight.protect,
         )?;
         if changed {
+            flight.request = parse_request(&flight.target.route, &body).ok();
+            flight.request_digest = Some(BodyDigest::of(&body));
+        }
+    }
+    if flight.tools.strips && flight.target.route.operation.has_body() {
+        let ctx = flight.govern_ctx();
+        if let Some(stripped) =
+            govern::strip_request(&ctx, &flight.target.route, &body, &mut flight.govern)?
+        {
+            body = stripped;
             flight.request = parse_request(&flight.target.route, &body).ok();
             flight.request_digest = Some(BodyDigest::of(&body));
         }
@@ -588,6 +625,13 @@ async fn exchange(
         bytes,
         &mut flight.protect,
     )?;
+    let bytes = if flight.tools.enabled
+        && (framing.is_stream() || response.as_ref().is_some_and(|r| !r.tool_calls.is_empty()))
+    {
+        judge_buffered(flight, framing, bytes).await?
+    } else {
+        bytes
+    };
     let response_digest = BodyDigest::of(&bytes);
     let cost = decide::settle(&gw.control, flight, response.as_ref());
     flight.observe(&Outcome::Completed, response.as_ref(), cost.as_ref());
@@ -600,6 +644,45 @@ async fn exchange(
     head.headers.remove(header::CONTENT_LENGTH);
     release::receipt_headers(&mut head.headers, receipt.as_ref());
     Ok(Released::Buffered(Response::from_parts(head, full(bytes))))
+}
+
+/// Tool-call governance over a whole response: a JSON body, or a stream buffered whole
+/// (`audit.stream_buffer`), which goes through the same gate a live stream does.
+async fn judge_buffered(
+    flight: &mut Flight,
+    framing: Framing,
+    bytes: Bytes,
+) -> Result<Bytes, GatewayError> {
+    let ctx = flight.govern_ctx();
+    let route = flight.target.route.clone();
+    if !framing.is_stream() {
+        // The calls as the agent would receive them (after content protection).
+        let calls = parse_response(&route, &bytes)
+            .map(|r| r.tool_calls)
+            .unwrap_or_default();
+        return govern::buffered(&ctx, &route, &calls, bytes, &mut flight.govern).await;
+    }
+    let Some(mut gate) = govern::ToolGate::new(ctx.clone(), &route, framing) else {
+        return Ok(bytes);
+    };
+    let mut out = gate.finish_begin(&bytes);
+    let asks = gate.take_asks();
+    if !asks.is_empty() {
+        let results = ctx.resolve(asks).await;
+        gate.decided(results);
+    }
+    let refusal = gate.refusal().map(str::to_string);
+    flight.govern = gate.take_record();
+    if let Some(message) = refusal {
+        return Err(GatewayError::content_blocked(
+            message,
+            refuse::Source::Upstream,
+        ));
+    }
+    let (before, after) = gate.finish_release();
+    out.extend_from_slice(&before);
+    out.extend_from_slice(&after);
+    Ok(Bytes::from(out))
 }
 
 /// A whole (buffered) stream without the usage chunk Warden asked for on the client's behalf.

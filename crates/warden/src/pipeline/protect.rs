@@ -650,7 +650,7 @@ pub fn redact_record(cfg: &ProtectConfig, rec: &mut ExchangeRecord) {
     }
 }
 
-fn redact_text(cfg: &ProtectConfig, text: &mut String) {
+pub(crate) fn redact_text(cfg: &ProtectConfig, text: &mut String) {
     let found = cfg.scanner.scan(text);
     if found.is_empty() {
         return;

@@ -112,6 +112,8 @@ impl BodyDigest {
 pub struct ExchangeRecord {
     /// The normalized exchange.
     pub exchange: Exchange,
+    /// What tool-call governance judged and did.
+    pub tools: super::govern::GovernRecord,
     /// Who called.
     pub identity: Identity,
     /// Upstream name, when one was chosen.
