@@ -48,6 +48,8 @@ def mock(workdir):
 
 class Gw:
     def __init__(self, workdir: Path, mock, config: str | None, data_dir: Path | None = None):
+        self.mock_url = mock.url
+        self.mock_base = self._mock_count(mock.url)
         _N[0] += 1
         self.name = f"tools{_N[0]}"
         self.data_dir = data_dir or workdir / f"{self.name}-data"
@@ -93,6 +95,15 @@ class Gw:
         for e in self.ledger_entries():
             rows.extend(e.get("tools", {}).get("calls", []))
         return rows
+
+    @staticmethod
+    def _mock_count(url: str) -> int:
+        with _NO_PROXY.open(f"{url}/mock/stats", timeout=10) as resp:
+            return json.loads(resp.read())["requests"]
+
+    def mock_requests(self) -> int:
+        """Requests the mock received since this gateway started (the module shares one mock)."""
+        return self._mock_count(self.mock_url) - self.mock_base
 
     def pending(self) -> list[dict]:
         r = self.cli("approvals", "list", "--json")
@@ -480,3 +491,133 @@ def test_the_queue_survives_a_restart(gw_factory, workdir):
     r = again.cli("approvals", "list", "--all", "--json")
     [row] = json.loads(r.stdout)["approvals"]
     assert row["status"] == "denied" and row["decision_reason"] == "stale"
+
+
+# --- requests held by policy rules and budgets -----------------------------------------------
+
+
+def admin(gw: Gw, method: str, path: str, body: dict | None = None) -> dict:
+    token = (gw.data_dir / "admin.token").read_text().strip()
+    req = urllib.request.Request(
+        f"{gw.url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+        method=method,
+    )
+    with _NO_PROXY.open(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_a_policy_rule_holds_the_request_for_a_human(gw_factory):
+    gw = gw_factory(
+        """
+[tools]
+approval_timeout = "60s"
+
+[[rules]]
+name = "gpt-4o-needs-a-human"
+action = "approve"
+match.model = "gpt-4o"
+"""
+    )
+    client = gw.openai()
+    ask = lambda: client.chat.completions.create(  # noqa: E731
+        model="gpt-4o", messages=[{"role": "user", "content": "summarise the quarter"}]
+    )
+    # Another model is not held.
+    assert client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    ).choices[0].message.content
+
+    t, result = in_background(ask)
+    [pending] = wait_until(gw.pending, "a held request")
+    assert pending["tool"] == "request:chat_completions"
+    assert pending["rule"] == "gpt-4o-needs-a-human"
+    assert "summarise the quarter" in pending["arguments"]
+    assert gw.mock_requests() == 1, "a held request must not reach the upstream"
+    assert gw.cli("approvals", "approve", pending["id"]).returncode == 0
+    t.join(20)
+    assert result["value"].choices[0].message.content
+
+    t, result = in_background(ask)
+    [pending] = wait_until(gw.pending, "the second held request")
+    admin(gw, "POST", f"/admin/approvals/{pending['id']}/deny", {"reason": "use the small model"})
+    t.join(20)
+    err = result["error"]
+    assert isinstance(err, openai.PermissionDeniedError), repr(err)
+    assert err.code == "policy_denied" and "use the small model" in str(err)
+    assert gw.mock_requests() == 2
+
+    decisions = [e["decision"] for e in gw.ledger_entries() if e.get("kind") == "exchange" and e.get("model") == "gpt-4o"]
+    assert [d["approval"]["status"] for d in decisions] == ["approved", "denied"]
+
+
+def test_a_budget_past_its_approval_threshold_needs_a_human(gw_factory):
+    gw = gw_factory(
+        """
+[tools]
+approval_timeout = "60s"
+
+[[budgets]]
+name = "team"
+per = "agent"
+limit_usd = 10
+approve_usd = 0.000001
+"""
+    )
+    client = gw.openai(default_headers={"x-warden-agent": "reporter"})
+    ask = lambda: client.chat.completions.create(  # noqa: E731
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "report"}]
+    )
+    ask()  # under the threshold: goes through, and spends
+    wait_until(
+        lambda: any(
+            r["spent_micros"] > 0
+            for r in admin(gw, "GET", "/admin/spend?scope=agent&subject=reporter")["spend"]
+        ),
+        "the first request's spend",
+    )
+    t, result = in_background(ask)
+    [pending] = wait_until(gw.pending, "a request held by the budget")
+    assert pending["rule"] == "budget:team" and "approval threshold" in pending["reason"]
+    assert gw.cli("approvals", "approve", pending["id"]).returncode == 0
+    t.join(20)
+    assert "error" not in result, result.get("error")
+
+
+def test_a_stream_waiting_for_approval_sends_heartbeats(gw_factory):
+    gw = gw_factory(approval_config("60s"))
+    received: list[bytes] = []
+    body = json.dumps(
+        {
+            "model": "gpt-4o-mini",
+            "stream": True,
+            "messages": [{"role": "user", "content": "ship it"}],
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"{gw.url}/v1/chat/completions",
+        data=body,
+        headers={
+            "content-type": "application/json",
+            "authorization": "Bearer sk-client",
+            **calls(("deploy_service", {"env": "prod"})),
+        },
+        method="POST",
+    )
+
+    def read():
+        with _NO_PROXY.open(req, timeout=60) as resp:
+            while chunk := resp.read1(65536):
+                received.append(chunk)
+
+    t, result = in_background(read)
+    [pending] = wait_until(gw.pending, "a pending approval")
+    # Held for a human: only SSE comments may have gone out, never the call.
+    wait_until(lambda: b": warden-approval-pending" in b"".join(received), "a heartbeat", 15)
+    assert b"deploy_service" not in b"".join(received)
+    assert gw.cli("approvals", "approve", pending["id"]).returncode == 0
+    t.join(20)
+    assert "error" not in result, result.get("error")
+    out = b"".join(received)
+    assert b"deploy_service" in out and out.rstrip().endswith(b"data: [DONE]")

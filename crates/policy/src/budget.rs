@@ -100,6 +100,9 @@ pub struct BudgetSpec {
     pub limit_micros: i64,
     /// Soft cap: past it, responses carry `x-warden-budget-warning`.
     pub soft_micros: Option<i64>,
+    /// Approval threshold: past it, each request waits for a human (`warden approvals`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approve_micros: Option<i64>,
     /// When the spend resets.
     pub period: BudgetPeriod,
 }
@@ -149,6 +152,14 @@ impl BudgetSpec {
             return err(
                 "soft_usd",
                 "must be more than 0 and less than limit_usd (it warns before the hard cap)",
+            );
+        }
+        if let Some(a) = self.approve_micros
+            && (a <= 0 || a >= self.limit_micros)
+        {
+            return err(
+                "approve_usd",
+                "must be more than 0 and less than limit_usd (past it each request needs a human's approval, before the hard cap refuses)",
             );
         }
         Ok(())

@@ -27,6 +27,9 @@ pub enum Action {
     Deny,
     /// Forward it, and mark the decision `log` in the ledger and logs for review.
     Log,
+    /// Hold it until a human approves (`warden approvals approve`), then forward it; a denial
+    /// or the approval timeout refuses it.
+    Approve,
 }
 
 impl Action {
@@ -36,6 +39,7 @@ impl Action {
             Action::Allow => "allow",
             Action::Deny => "deny",
             Action::Log => "log",
+            Action::Approve => "approve",
         }
     }
 
@@ -45,13 +49,14 @@ impl Action {
             "allow" => Ok(Action::Allow),
             "deny" => Ok(Action::Deny),
             "log" => Ok(Action::Log),
+            "approve" => Ok(Action::Approve),
             other => Err(format!(
-                "`{other}` is not an action; use allow, deny or log"
+                "`{other}` is not an action; use allow, deny, log or approve"
             )),
         }
     }
 
-    /// Whether the request goes ahead (`allow` and `log`).
+    /// Whether the request can go ahead (`allow`, `log`, and `approve` once approved).
     pub fn forwards(self) -> bool {
         self != Action::Deny
     }
@@ -536,6 +541,7 @@ fn rule_reason(name: &str, action: Action, reason: Option<&str>) -> String {
         Action::Allow => "allows",
         Action::Deny => "denies",
         Action::Log => "allows and logs",
+        Action::Approve => "holds for human approval",
     };
     match reason {
         Some(r) => format!("rule `{name}` {verb} this request: {r}"),

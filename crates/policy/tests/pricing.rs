@@ -311,6 +311,7 @@ fn budget(name: &str) -> BudgetSpec {
         id: None,
         limit_micros: 10_000_000,
         soft_micros: Some(8_000_000),
+        approve_micros: None,
         period: BudgetPeriod::Month,
     }
 }
@@ -341,6 +342,13 @@ fn budgets_validate() {
                 ..budget("x")
             },
             "soft_usd",
+        ),
+        (
+            BudgetSpec {
+                approve_micros: Some(10_000_000),
+                ..budget("x")
+            },
+            "approve_usd",
         ),
         (
             BudgetSpec {

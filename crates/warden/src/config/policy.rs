@@ -86,6 +86,7 @@ pub(super) struct RawBudget {
     id: Option<Spanned<String>>,
     limit_usd: Spanned<f64>,
     soft_usd: Option<Spanned<f64>>,
+    approve_usd: Option<Spanned<f64>>,
     period: Option<Spanned<String>>,
 }
 
@@ -211,6 +212,9 @@ impl PolicyConfig {
                 }
                 if let Some(soft) = b.soft_micros {
                     v["soft_usd"] = json!(micros_to_usd(soft));
+                }
+                if let Some(a) = b.approve_micros {
+                    v["approve_usd"] = json!(micros_to_usd(a));
                 }
                 v
             })
@@ -462,6 +466,10 @@ fn build_budgets(raw: &[RawBudget], at: At<'_>) -> Result<Vec<BudgetSpec>, Confi
                 Some(s) => Some(usd(s, &key("soft_usd"), at)?),
                 None => None,
             },
+            approve_micros: match &b.approve_usd {
+                Some(s) => Some(usd(s, &key("approve_usd"), at)?),
+                None => None,
+            },
             period: match &b.period {
                 Some(p) => {
                     BudgetPeriod::parse(p.get_ref()).map_err(|m| at(p.span(), &key("period"), m))?
@@ -474,6 +482,7 @@ fn build_budgets(raw: &[RawBudget], at: At<'_>) -> Result<Vec<BudgetSpec>, Confi
                 "id" => b.id.as_ref().map(Spanned::span),
                 "limit_usd" => Some(b.limit_usd.span()),
                 "soft_usd" => b.soft_usd.as_ref().map(Spanned::span),
+                "approve_usd" => b.approve_usd.as_ref().map(Spanned::span),
                 "per" => b.per.as_ref().map(Spanned::span),
                 "period" => b.period.as_ref().map(Spanned::span),
                 _ => None,

@@ -40,6 +40,19 @@ pub struct Verdict {
     /// Soft budget caps this request crossed (also sent as `x-warden-budget-warning`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub budget_warnings: Vec<String>,
+    /// The human decision on a request held for approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<super::govern::ApprovalRow>,
+}
+
+/// A request that must wait for a human before it is forwarded: a policy rule with
+/// `action = "approve"`, or a budget past its `approve_usd`.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    /// `rules` name, or `budget:<name>`.
+    pub rule: String,
+    /// Why, shown to the approver.
+    pub reason: String,
 }
 
 /// What one exchange cost, as recorded.
@@ -209,6 +222,13 @@ pub fn decide(
             tracing::info!(target: "warden::policy", rule = %rule_name, model = model.as_deref().unwrap_or("-"), agent = id.agent.as_deref().unwrap_or("-"), "rule matched (action log)");
         }
         Action::Allow => flight.verdict.action = "allow",
+        Action::Approve => {
+            flight.verdict.action = "approve";
+            flight.hold = Some(Hold {
+                rule: rule_name.clone(),
+                reason: decision.reason.clone(),
+            });
+        }
     }
 
     let requested_max = flight.request.as_ref().and_then(|r| r.max_tokens);
@@ -406,7 +426,44 @@ pub fn decide(
         // Soft caps: warn once the spend (reserved included) passes them. Read only when a cap
         // has one: it is a store read on the request path.
         let soft = caps.iter().any(|c| c.soft_micros.is_some());
-        if soft && let Ok(statuses) = control.store.cap_status(&caps, SystemTime::now()) {
+        let approve_at = |name: &str| {
+            policy
+                .budgets
+                .iter()
+                .find(|b| b.name == name)
+                .and_then(|b| b.approve_micros)
+        };
+        let approve = caps.iter().any(|c| approve_at(&c.name).is_some());
+        if (soft || approve)
+            && let Ok(statuses) = control.store.cap_status(&caps, SystemTime::now())
+        {
+            for s in &statuses {
+                // Past the approval threshold, a human decides whether this request goes on
+                // (the hard cap still refuses what would cross it). Settled spend only: the
+                // reservations include this request's own.
+                if let Some(at) = approve_at(&s.name)
+                    && s.spent_micros >= at
+                    && flight.hold.is_none()
+                {
+                    flight.hold = Some(Hold {
+                        rule: format!("budget:{}", s.name),
+                        reason: format!(
+                            "budget `{}` ({} {}, {}) has {} spent of {}, past its approval threshold {}",
+                            s.name,
+                            s.scope.name(),
+                            if s.subject.is_empty() {
+                                "all"
+                            } else {
+                                &s.subject
+                            },
+                            s.bucket,
+                            usd(s.spent_micros),
+                            usd(s.limit_micros),
+                            usd(at)
+                        ),
+                    });
+                }
+            }
             for s in statuses {
                 if let Some(soft) = s.soft_micros
                     && s.spent_micros + s.reserved_micros >= soft

@@ -314,6 +314,102 @@ fn refusal(call: &ToolCall, v: &Verdict) -> String {
     )
 }
 
+/// Holds a request a policy rule or a budget sends for approval until a human decides; a
+/// denial or the timeout refuses it (403 `policy_denied`), and the decision is recorded in the
+/// exchange's `decision.approval`.
+pub async fn hold_request(
+    flight: &mut super::Flight,
+    hold: super::decide::Hold,
+) -> Result<(), GatewayError> {
+    let ctx = flight.govern_ctx();
+    // What the approver sees: the model and the last thing the user said, redacted.
+    let last_user = flight
+        .request
+        .as_ref()
+        .and_then(|r| {
+            r.messages
+                .iter()
+                .rev()
+                .find(|m| m.role == warden_protocol::Role::User)
+        })
+        .map(|m| {
+            m.content
+                .iter()
+                .filter_map(|c| match c {
+                    warden_protocol::Content::Text(t) => Some(t.text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let mut excerpt: String = last_user.chars().take(500).collect();
+    super::protect::redact_text(&ctx.protection, &mut excerpt);
+    let operation = flight.target.route.operation.name();
+    let call = ToolCall {
+        id: None,
+        name: format!("request:{operation}"),
+        arguments: serde_json::json!({
+            "model": ctx.model,
+            "path": flight.path,
+            "last_user_message": excerpt,
+        })
+        .to_string(),
+    };
+    let verdict = Verdict {
+        action: Action::Approve,
+        rule: Arc::from(hold.rule.as_str()),
+        reason: hold.reason.clone(),
+        on_deny: OnDeny::Error,
+    };
+    let mut ask = ctx.ask(&call, &verdict);
+    // The arguments were redacted above, part by part.
+    ask.new.arguments = call.arguments.clone();
+    let resolution = match ctx
+        .approvals
+        .request(&ctx.recorder, ask, &ctx.tools.approvals)
+        .await
+    {
+        Ok(approval) => ctx.approvals.wait(&ctx.recorder, &approval.id).await,
+        Err(e) => Err(e),
+    };
+    let (row, approved, why) = match &resolution {
+        Ok(r) => (
+            ApprovalRow {
+                id: r.approval.id.clone(),
+                status: r.approval.status.name().to_string(),
+                approver: r.approval.approver.clone(),
+            },
+            r.approved(),
+            match (r.approval.status.name(), &r.approval.decision_reason) {
+                ("expired", _) => "no one decided before the approval timeout".to_string(),
+                (_, Some(reason)) => format!("an approver denied it: {reason}"),
+                _ => "an approver denied it".to_string(),
+            },
+        ),
+        Err(e) => (
+            ApprovalRow {
+                id: String::new(),
+                status: "unavailable".into(),
+                approver: None,
+            },
+            false,
+            format!("approval could not be asked for: {e}"),
+        ),
+    };
+    flight.verdict.approval = Some(row);
+    if approved {
+        return Ok(());
+    }
+    flight.verdict.action = "deny";
+    let message = format!(
+        "Warden refused this request: {} (rule `{}`) needs a human's approval, and it was not approved: {why}.",
+        hold.reason, hold.rule
+    );
+    flight.verdict.reason = Some(message.clone());
+    Err(GatewayError::policy_denied(403, message))
+}
+
 /// Removes the tool definitions the caller may not offer. Returns the new body when anything
 /// was removed.
 pub fn strip_request(

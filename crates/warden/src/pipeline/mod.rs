@@ -202,6 +202,8 @@ pub struct Flight {
     pub tools: Arc<crate::config::ToolsConfig>,
     /// What tool-call governance judged and did.
     pub govern: govern::GovernRecord,
+    /// The request waits for a human before it is forwarded.
+    pub hold: Option<decide::Hold>,
     /// The response was already scanned (buffered, or a stream with a protector), so
     /// [`Flight::finish`] does not scan it again.
     pub protect_streamed: bool,
@@ -413,6 +415,7 @@ pub async fn handle(
         protection: gw.control.policy().protect.clone(),
         tools: gw.control.policy().tools.clone(),
         govern: govern::GovernRecord::default(),
+        hold: None,
         protect_streamed: false,
         _inflight: gw.control.metrics.inflight(),
         target,
@@ -553,6 +556,10 @@ async fn exchange(
         body = Bytes::from(rewritten);
         flight.request_digest = Some(BodyDigest::of(&body));
         flight.hide_usage = true;
+    }
+
+    if let Some(hold) = flight.hold.take() {
+        govern::hold_request(flight, hold).await?;
     }
 
     // A live stream shows the client output before its completion is recorded, so the request
