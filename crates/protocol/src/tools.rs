@@ -446,6 +446,39 @@ struct ChatState {
     /// `id`, `object`, `created`, `model`, `system_fingerprint` of the stream's chunks, for an
     /// explanation chunk written from scratch.
     meta: Option<serde_json::Map<String, Value>>,
+    /// A chunk skipped by [`plain_text_chunk`] carried text for some choice: calls opened later
+    /// count as following text (the choice is not known without parsing).
+    text_unindexed: bool,
+}
+
+/// Whether a chat chunk can only be text (no tool-call part, no stop reason, no usage, no error),
+/// so it needs no parse: the gate sees one of these per streamed token, and parsing each cost
+/// more than everything else it does. Every key that matters is looked for as a substring; a
+/// `finish_reason` or `usage` must be `null`. Anything unusual falls back to the full parse.
+fn plain_text_chunk(data: &[u8]) -> bool {
+    use memchr::memmem::find;
+    if find(data, b"tool_calls").is_some()
+        || find(data, b"function_call").is_some()
+        || find(data, b"\"error\"").is_some()
+    {
+        return false;
+    }
+    let null_after = |key: &[u8]| {
+        let mut rest = data;
+        while let Some(at) = find(rest, key) {
+            let after = &rest[at + key.len()..];
+            let value = after
+                .iter()
+                .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b':'))
+                .map(|i| &after[i..]);
+            match value {
+                Some(v) if v.starts_with(b"null") => rest = &v[4..],
+                _ => return false,
+            }
+        }
+        true
+    };
+    null_after(b"\"finish_reason\"") && null_after(b"\"usage\"")
 }
 
 #[derive(Debug, Default)]
@@ -465,6 +498,11 @@ impl ChatState {
     fn observe(&mut self, calls: &mut Calls, name: Option<&str>, data: &[u8], r: &mut Report) {
         if data == b"[DONE]" {
             calls.complete_open(|_| true, r);
+            r.other = true;
+            return;
+        }
+        if self.meta.is_some() && plain_text_chunk(data) {
+            self.text_unindexed = true;
             r.other = true;
             return;
         }
@@ -499,6 +537,7 @@ impl ChatState {
         for (position, choice) in choices.iter().enumerate() {
             let index = u64_of(choice, "index").unwrap_or(position as u64);
             let state = self.choices.entry(index).or_default();
+            state.has_text |= self.text_unindexed;
             if let Some(delta) = choice.get("delta").or_else(|| choice.get("message")) {
                 if nonempty_str(delta.get("content")) || nonempty_str(delta.get("refusal")) {
                     state.has_text = true;
@@ -2083,4 +2122,30 @@ fn strip_gemini(obj: &mut Obj, keep: &dyn Fn(&str) -> bool, removed: &mut Vec<St
         }
     }
     changed
+}
+
+#[cfg(test)]
+mod plain_text_tests {
+    use super::plain_text_chunk;
+
+    #[test]
+    fn only_chunks_that_cannot_matter_skip_the_parse() {
+        for yes in [
+            &br#"{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#[..],
+            br#"{"choices":[{"delta":{"content":"tool"},"finish_reason" : null}]}"#,
+        ] {
+            assert!(plain_text_chunk(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &br#"{"choices":[{"delta":{"content":""},"finish_reason":"stop"}]}"#[..],
+            br#"{"choices":[{"delta":{"content":""},"finish_reason":"tool_calls"}]}"#,
+            br#"{"choices":[{"delta":{"tool_calls":[{"index":0}]},"finish_reason":null}]}"#,
+            br#"{"choices":[{"delta":{"function_call":{"name":"f"}}}]}"#,
+            br#"{"choices":[],"usage":{"prompt_tokens":3}}"#,
+            br#"{"error":{"message":"overloaded"}}"#,
+            br#"{"choices":[{"delta":{"content":"x"},"finish_reason":"length"}],"usage":null}"#,
+        ] {
+            assert!(!plain_text_chunk(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
 }
