@@ -92,6 +92,8 @@ pub(crate) struct Family {
     /// Anchored overlapping check: which members also match at a candidate's start.
     pub all: regex_automata::meta::Regex,
     pub members: Vec<usize>,
+    /// Longest match of any member in bytes (`usize::MAX` when unbounded).
+    pub max_len: usize,
 }
 
 fn family(need: u8, prefilter: bool) -> Family {
@@ -110,11 +112,24 @@ fn family(need: u8, prefilter: bool) -> Family {
             .build_many(&pats)
             .expect("built-in family")
     };
+    // The longest match any member can make, so the re-check of a member at a known start
+    // searches a bounded slice instead of running on to the next match elsewhere.
+    let max_len = pats
+        .iter()
+        .map(|p| {
+            regex_syntax::parse(p)
+                .ok()
+                .and_then(|h| h.properties().maximum_len())
+                .unwrap_or(usize::MAX)
+        })
+        .max()
+        .unwrap_or(usize::MAX);
     Family {
         need,
         first: build(MatchKind::LeftmostFirst),
         all: build(MatchKind::All),
         members,
+        max_len,
     }
 }
 

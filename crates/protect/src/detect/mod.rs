@@ -1071,9 +1071,15 @@ fn run_family(
                 &Input::new(hay).range(a..ge).anchored(Anchored::Yes),
                 &mut set,
             );
+            // A match of at most `max_len` bytes from `a` ends before `bound`, so the byte after
+            // it is still in the slice and `\b` sees it; the search never runs past `bound`.
+            let mut bound = a.saturating_add(fam.max_len).saturating_add(1).min(ge);
+            while !hay.is_char_boundary(bound) {
+                bound += 1;
+            }
             for pid in set.iter().filter(|&p| p != m.pattern()) {
                 let det = &BUILTINS[fam.members[pid.as_usize()]];
-                let e = match det.re.find_at(hay, a) {
+                let e = match det.re.find_at(&hay[..bound], a) {
                     Some(x) if x.start() == a => x.end(),
                     _ => continue,
                 };
