@@ -195,6 +195,10 @@ def test_sql_agent_loop_denies_destructive_sql_and_delivers_reads(gw_factory):
         ("execute_sql", "default", "allow", "delivered"),
         ("execute_sql", "preset:sql", "deny", "removed"),
     ]
+    with _NO_PROXY.open(f"{gw.url}/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert 'warden_tool_calls_total{rule="preset:sql",action="deny",result="removed"} 2' in metrics, metrics
+    assert 'warden_tool_calls_total{rule="default",action="allow",result="delivered"} 1' in metrics
 
 
 def test_deny_as_error_raises_in_the_sdk_and_names_the_rule(gw_factory):

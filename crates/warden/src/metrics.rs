@@ -265,6 +265,13 @@ struct FindingLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ToolCallLabels {
+    rule: String,
+    action: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -338,6 +345,7 @@ pub struct Metrics {
     inflight: Gauge,
     streams_cut: Family<ReasonLabels, Counter>,
     protect_findings: Family<FindingLabels, Counter>,
+    tool_calls: Family<ToolCallLabels, Counter>,
     ledger_batch_entries: Histogram,
     ledger_fsync: Histogram,
     ledger_entries: Counter,
@@ -379,6 +387,7 @@ impl Metrics {
             inflight: Gauge::default(),
             streams_cut: Family::default(),
             protect_findings: Family::default(),
+            tool_calls: Family::default(),
             ledger_batch_entries: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             ledger_fsync: Histogram::new(FSYNC_BUCKETS),
             ledger_entries: Counter::default(),
@@ -456,6 +465,11 @@ impl Metrics {
             "warden_protect_findings",
             "Values content protection found, by direction, type and the action taken",
             self.protect_findings.clone(),
+        );
+        r.register(
+            "warden_tool_calls",
+            "Tool calls models asked for, by deciding rule, its action and what the agent got",
+            self.tool_calls.clone(),
         );
         r.register(
             "warden_ledger_batch_entries",
@@ -617,6 +631,18 @@ impl Metrics {
                 action,
             })
             .inc_by(n);
+    }
+
+    /// Counts one judged tool call: the deciding rule (`preset:sql`, a configured name,
+    /// `default`), its action and the result (`delivered`, `removed`, `refused`).
+    pub fn tool_call(&self, rule: &str, action: &'static str, result: &'static str) {
+        self.tool_calls
+            .get_or_create(&ToolCallLabels {
+                rule: self.limiters.reason.admit(rule),
+                action,
+                result,
+            })
+            .inc();
     }
 
     /// Counts a stream the gateway cut (`kill`, `budget`).

@@ -321,6 +321,16 @@ impl Flight {
             // A stream that ran without a protector (nothing to rewrite) is still reported.
             protect::response_findings(&self.protection, &self.caller(), resp, &mut rec.protect);
         }
+        self.meter(&rec);
+        self.redact(&mut rec);
+        self.recorder.commit(rec)
+    }
+
+    /// Content-protection findings and judged tool calls of a finished record.
+    fn meter(&self, rec: &ExchangeRecord) {
+        for c in &rec.tools.calls {
+            self.control.metrics.tool_call(&c.rule, c.action, c.result);
+        }
         for f in &rec.protect.findings {
             self.control.metrics.protect_finding(
                 f.direction,
@@ -329,8 +339,6 @@ impl Flight {
                 u64::from(f.count),
             );
         }
-        self.redact(&mut rec);
-        self.recorder.commit(rec)
     }
 
     /// Metrics for the finished exchange.
@@ -643,6 +651,7 @@ async fn exchange(
     let cost = decide::settle(&gw.control, flight, response.as_ref());
     flight.observe(&Outcome::Completed, response.as_ref(), cost.as_ref());
     let rec = flight.record(Outcome::Completed, response, Some(response_digest), cost);
+    flight.meter(&rec);
     let receipt = gw.recorder.commit(rec).await.map_err(|e| {
         gw.recorder.fail(&e);
         GatewayError::audit_unavailable(e.to_string())
