@@ -625,3 +625,25 @@ def test_a_stream_waiting_for_approval_sends_heartbeats(gw_factory):
     assert "error" not in result, result.get("error")
     out = b"".join(received)
     assert b"deploy_service" in out and out.rstrip().endswith(b"data: [DONE]")
+
+
+def test_ollama_ndjson_stream_loses_the_denied_call(gw_factory):
+    gw = gw_factory(REPLACE)
+    req = urllib.request.Request(
+        f"{gw.url}/api/chat",
+        data=json.dumps(
+            {"model": "llama3.2", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+        ).encode(),
+        headers={
+            "content-type": "application/json",
+            **calls(("bash", {"command": "rm -rf /"}), ("get_weather", {"city": "Oslo"})),
+        },
+        method="POST",
+    )
+    with _NO_PROXY.open(req, timeout=30) as resp:
+        lines = [json.loads(line) for line in resp.read().decode().splitlines() if line.strip()]
+    names = [c["function"]["name"] for l in lines for c in l.get("message", {}).get("tool_calls") or []]
+    assert names == ["get_weather"], lines
+    text = "".join(l.get("message", {}).get("content", "") for l in lines)
+    assert '"bash" was blocked' in text and "preset:shell" in text
+    assert lines[-1]["done"] is True
