@@ -429,6 +429,9 @@ def test_approved_call_is_delivered_and_the_webhook_is_notified(gw_factory):
         assert body["approval"]["id"] == pending["id"]
         assert f"warden approvals approve {pending['id']}" in body["text"]
         assert t.is_alive(), "the request must wait for the decision"
+        status = gw.cli("status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert [p["id"] for p in json.loads(status.stdout)["approvals_pending"]] == [pending["id"]]
 
         r = gw.cli("approvals", "approve", pending["id"], "--reason", "change ticket 42")
         assert r.returncode == 0, r.stderr

@@ -271,6 +271,16 @@ async fn status(State(s): State<AdminState>) -> AxumResponse {
         rows
     };
     let global = top(Scope::Global);
+    let pending = c
+        .store
+        .list_approvals(
+            &warden_state::ApprovalFilter {
+                status: Some(warden_state::ApprovalStatus::Pending),
+                limit: Some(100),
+            },
+            SystemTime::now(),
+        )
+        .unwrap_or_default();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "listen": s.listen.get().copied().unwrap_or(config.listen).to_string(),
@@ -280,6 +290,7 @@ async fn status(State(s): State<AdminState>) -> AxumResponse {
         "ledger": ledger,
         "streams_in_flight": c.in_flight(),
         "kills": kills,
+        "approvals_pending": pending,
         "policy": {"rules": c.policy().rules.rules().len(), "budgets": c.policy().budgets.len()},
         "spend": {
             "total": global.first(),

@@ -46,6 +46,13 @@ pub fn run(base: Overrides, a: Args) -> anyhow::Result<()> {
                 "gateway": null,
                 "auth": {"mode": config.auth, "keys": keys.len(), "active_keys": keys.iter().filter(|k| k.revoked_at.is_none()).count()},
                 "kills": store.kills()?,
+                "approvals_pending": store.list_approvals(
+                    &warden_state::ApprovalFilter {
+                        status: Some(warden_state::ApprovalStatus::Pending),
+                        limit: Some(100),
+                    },
+                    std::time::SystemTime::now(),
+                )?,
                 "spend": {
                     "total": top(Scope::Global)?.first(),
                     "top_tenants": top(Scope::Tenant)?,
@@ -113,6 +120,22 @@ fn print(s: &Value) {
             t["id"].as_str().unwrap_or(""),
             k["actor"].as_str().unwrap_or("?"),
             k["reason"].as_str().unwrap_or("")
+        );
+    }
+    let pending = s["approvals_pending"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if pending.is_empty() {
+        println!("approvals none pending");
+    }
+    for p in pending {
+        println!(
+            "WAITING   {} {}  rule {} (warden approvals approve|deny {})",
+            p["id"].as_str().unwrap_or("?"),
+            p["tool"].as_str().unwrap_or("?"),
+            p["rule"].as_str().unwrap_or("?"),
+            p["id"].as_str().unwrap_or("?"),
         );
     }
     let sp = &s["spend"];
