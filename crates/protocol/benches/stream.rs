@@ -41,7 +41,18 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("stream_inspector");
     for (name, path, body) in cases {
         let route = classify("POST", path).expect("route");
-        let events: Vec<&str> = body.split_inclusive("\n\n").collect();
+        // One chunk per event, cut where the splitter says events start.
+        let starts: Vec<usize> = EventSplitter::new(Framing::Sse)
+            .expect("SSE")
+            .push(body.as_bytes())
+            .iter()
+            .map(|e| e.start as usize)
+            .chain([body.len()])
+            .collect();
+        let events: Vec<&str> = std::iter::once(&body[..starts[0]])
+            .filter(|s| !s.is_empty())
+            .chain(starts.windows(2).map(|w| &body[w[0]..w[1]]))
+            .collect();
         g.throughput(Throughput::Elements(events.len() as u64));
         g.bench_function(name, |b| {
             b.iter(|| {
