@@ -133,15 +133,9 @@ impl Admission {
                 Ok(())
             }
             Ok(ReserveOutcome::Exceeded(s)) => Err(format!(
-                "budget `{}` ({} {}, {}) would be exceeded: this stream has cost about {} so far and {} of {} was already spent or reserved; the stream was stopped",
+                "budget `{}` ({}) would be exceeded: this stream has cost about {} so far and {} of {} was already spent or reserved; the stream was stopped",
                 s.name,
-                s.scope.name(),
-                if s.subject.is_empty() {
-                    "all"
-                } else {
-                    &s.subject
-                },
-                s.bucket,
+                cap_where(&s),
                 usd(running),
                 usd(s.spent_micros + s.reserved_micros),
                 usd(s.limit_micros)
@@ -398,15 +392,9 @@ pub fn decide(
             ReserveOutcome::Exceeded(status) => {
                 flight.verdict.action = "budget_exceeded";
                 let msg = format!(
-                    "budget `{}` ({} {}, {}): {} spent of {}{}, and this request could cost up to {} (input plus max_tokens at list price), which would cross it",
+                    "budget `{}` ({}): {} spent of {}{}, and this request could cost up to {} (input plus max_tokens at list price), which would cross it",
                     status.name,
-                    status.scope.name(),
-                    if status.subject.is_empty() {
-                        "all"
-                    } else {
-                        &status.subject
-                    },
-                    status.bucket,
+                    cap_where(&status),
                     usd(status.spent_micros),
                     usd(status.limit_micros),
                     if status.reserved_micros > 0 {
@@ -448,36 +436,22 @@ pub fn decide(
                     flight.hold = Some(Hold {
                         rule: format!("budget:{}", s.name),
                         reason: format!(
-                            "budget `{}` ({} {}, {}) has {} spent of {}, past its approval threshold {}",
+                            "budget `{}` ({}) has {} spent of {}, past its approval threshold {}",
                             s.name,
-                            s.scope.name(),
-                            if s.subject.is_empty() {
-                                "all"
-                            } else {
-                                &s.subject
-                            },
-                            s.bucket,
+                            cap_where(s),
                             usd(s.spent_micros),
                             usd(s.limit_micros),
                             usd(at)
                         ),
                     });
                 }
-            }
-            for s in statuses {
                 if let Some(soft) = s.soft_micros
                     && s.spent_micros + s.reserved_micros >= soft
                 {
                     flight.verdict.budget_warnings.push(format!(
-                        "budget {} ({} {}, {}): {} of {} spent, soft cap {}",
+                        "budget {} ({}): {} of {} spent, soft cap {}",
                         s.name,
-                        s.scope.name(),
-                        if s.subject.is_empty() {
-                            "all"
-                        } else {
-                            &s.subject
-                        },
-                        s.bucket,
+                        cap_where(s),
                         usd(s.spent_micros),
                         usd(s.limit_micros),
                         usd(soft)
@@ -677,6 +651,16 @@ fn caps(budgets: &[warden_policy::BudgetSpec], flight: &Flight) -> Vec<Cap> {
         });
     }
     caps
+}
+
+/// Whose spend a cap counts and in which period: `agent reporter, 2026-11-21`.
+fn cap_where(s: &warden_state::CapStatus) -> String {
+    let subject = if s.subject.is_empty() {
+        "all"
+    } else {
+        &s.subject
+    };
+    format!("{} {subject}, {}", s.scope.name(), s.bucket)
 }
 
 /// `$1.234567` from micro-USD.
