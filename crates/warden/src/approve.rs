@@ -161,20 +161,31 @@ impl Approvals {
 
     /// The wait timed out: deny it in the store (unless a decision raced in) and record it.
     async fn expire(&self, recorder: &Recorder, id: &str) -> Result<Resolution, String> {
-        let now = SystemTime::now();
-        let expired = self
-            .store
-            .expire_approvals(now)
+        self.expire_overdue(recorder)
+            .await
             .map_err(|e| format!("the approval queue could not be updated: {e}"))?;
-        for a in &expired {
-            let _ = recorder
-                .event("approval_decided", decided_details(a, "timeout"))
-                .await;
-        }
         match self.store.approval(id) {
             Ok(Some(a)) => Ok(Resolution { approval: a }),
             Ok(None) => Err(format!("approval {id} disappeared from the queue")),
             Err(e) => Err(format!("the approval queue could not be read: {e}")),
+        }
+    }
+
+    /// Stores every overdue pending approval as expired, records each once in the ledger, and
+    /// wakes the requests waiting for them.
+    async fn expire_overdue(&self, recorder: &Recorder) -> Result<(), warden_state::StoreError> {
+        for a in self.store.expire_approvals(SystemTime::now())? {
+            self.wake(&a.id);
+            let _ = recorder
+                .event("approval_decided", decided_details(&a, "timeout"))
+                .await;
+        }
+        Ok(())
+    }
+
+    fn wake(&self, id: &str) {
+        if let Some(n) = self.waiters.lock().expect("waiters lock").get(id) {
+            n.notify_one();
         }
     }
 
@@ -201,50 +212,16 @@ impl Approvals {
                 })?;
             tracing::info!(target: "warden::approvals", id = %a.id, status = %a.status, approver, "approval decided");
         }
-        if let Some(n) = self.waiters.lock().expect("waiters lock").get(id) {
-            n.notify_one();
-        }
+        self.wake(id);
         Ok(outcome)
     }
 
     /// Marks overdue approvals no request waits for any more (e.g. from before a restart) as
     /// expired and records them. Run periodically by the gateway.
     pub async fn sweep(&self, recorder: &Recorder) {
-        let waiting: Vec<String> = self
-            .waiters
-            .lock()
-            .expect("waiters lock")
-            .keys()
-            .cloned()
-            .collect();
-        match self.store.expire_approvals(SystemTime::now()) {
-            Ok(expired) => {
-                for a in expired {
-                    if let Some(n) = waiting
-                        .contains(&a.id)
-                        .then(|| {
-                            self.waiters
-                                .lock()
-                                .expect("waiters lock")
-                                .get(&a.id)
-                                .cloned()
-                        })
-                        .flatten()
-                    {
-                        n.notify_one();
-                    }
-                    let _ = recorder
-                        .event("approval_decided", decided_details(&a, "timeout"))
-                        .await;
-                }
-            }
-            Err(e) => tracing::warn!(target: "warden::approvals", "cannot expire approvals: {e}"),
+        if let Err(e) = self.expire_overdue(recorder).await {
+            tracing::warn!(target: "warden::approvals", "cannot expire approvals: {e}");
         }
-    }
-
-    /// The store, for listing.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     fn notify_webhooks(&self, approval: &Approval, summary: &str, settings: &ApprovalSettings) {
