@@ -176,9 +176,8 @@ impl GovernCtx {
     }
 
     /// The approval request for `call`, arguments redacted.
-    fn ask(&self, call: &ToolCall, v: &Verdict) -> Ask {
-        let mut arguments = call.arguments.clone();
-        super::protect::redact_text(&self.protection, &mut arguments);
+    /// The approval request for `call`; `arguments` are what approvers see, already redacted.
+    fn ask(&self, call: &ToolCall, v: &Verdict, arguments: String) -> Ask {
         Ask {
             new: NewApproval {
                 tenant: self.identity.tenant.clone(),
@@ -203,22 +202,35 @@ impl GovernCtx {
         &self,
         asks: Vec<PendingAsk>,
     ) -> Vec<(PendingAsk, Result<Resolution, String>)> {
-        let mut opened = Vec::with_capacity(asks.len());
-        for a in asks {
-            let ask = self.ask(&a.call, &a.verdict);
-            let r = self
-                .approvals
-                .request(&self.recorder, ask, &self.tools.approvals)
-                .await;
-            opened.push((a, r));
+        let requests = asks
+            .iter()
+            .map(|a| {
+                let mut arguments = a.call.arguments.clone();
+                super::protect::redact_text(&self.protection, &mut arguments);
+                self.ask(&a.call, &a.verdict, arguments)
+            })
+            .collect();
+        asks.into_iter()
+            .zip(self.decisions(requests).await)
+            .collect()
+    }
+
+    /// Queues every request, then waits for each decision, in order.
+    async fn decisions(&self, requests: Vec<Ask>) -> Vec<Result<Resolution, String>> {
+        let mut opened = Vec::with_capacity(requests.len());
+        for ask in requests {
+            opened.push(
+                self.approvals
+                    .request(&self.recorder, ask, &self.tools.approvals)
+                    .await,
+            );
         }
         let mut out = Vec::with_capacity(opened.len());
-        for (a, r) in opened {
-            let r = match r {
+        for r in opened {
+            out.push(match r {
                 Ok(approval) => self.approvals.wait(&self.recorder, &approval.id).await,
                 Err(e) => Err(e),
-            };
-            out.push((a, r));
+            });
         }
         out
     }
@@ -235,38 +247,41 @@ pub struct PendingAsk {
     pub verdict: Verdict,
 }
 
+/// How a wait for a human ended: the ledger row, whether it was approved, and why not.
+fn outcome(resolution: &Result<Resolution, String>) -> (ApprovalRow, bool, String) {
+    match resolution {
+        Ok(r) => (
+            ApprovalRow {
+                id: r.approval.id.clone(),
+                status: r.approval.status.name().to_string(),
+                approver: r.approval.approver.clone(),
+            },
+            r.approved(),
+            match (r.approval.status.name(), &r.approval.decision_reason) {
+                ("expired", _) => "no one decided before the approval timeout".to_string(),
+                (_, Some(reason)) => format!("an approver denied it: {reason}"),
+                _ => "an approver denied it".to_string(),
+            },
+        ),
+        Err(e) => (
+            ApprovalRow {
+                id: String::new(),
+                status: "unavailable".into(),
+                approver: None,
+            },
+            false,
+            format!("approval could not be asked for: {e}"),
+        ),
+    }
+}
+
 /// Applies a human decision: the row is completed, and the call's fate is final.
 fn settle(
     record: &mut GovernRecord,
     ask: &PendingAsk,
     resolution: &Result<Resolution, String>,
 ) -> Fate {
-    let (approved, row, why) = match resolution {
-        Ok(r) => (
-            r.approved(),
-            ApprovalRow {
-                id: r.approval.id.clone(),
-                status: r.approval.status.name().to_string(),
-                approver: r.approval.approver.clone(),
-            },
-            match r.approval.status.name() {
-                "expired" => "no one decided before the approval timeout".to_string(),
-                _ => match &r.approval.decision_reason {
-                    Some(reason) => format!("an approver denied it: {reason}"),
-                    None => "an approver denied it".to_string(),
-                },
-            },
-        ),
-        Err(e) => (
-            false,
-            ApprovalRow {
-                id: String::new(),
-                status: "unavailable".into(),
-                approver: None,
-            },
-            format!("approval could not be asked for: {e}"),
-        ),
-    };
+    let (row, approved, why) = outcome(resolution);
     let fate = if approved {
         Fate::Deliver
     } else {
@@ -362,41 +377,14 @@ pub async fn hold_request(
         reason: hold.reason.clone(),
         on_deny: OnDeny::Error,
     };
-    let mut ask = ctx.ask(&call, &verdict);
-    // The arguments were redacted above, part by part.
-    ask.new.arguments = call.arguments.clone();
-    let resolution = match ctx
-        .approvals
-        .request(&ctx.recorder, ask, &ctx.tools.approvals)
+    // The excerpt was redacted on its own, so what approvers see stays valid JSON.
+    let ask = ctx.ask(&call, &verdict, call.arguments.clone());
+    let resolution = ctx
+        .decisions(vec![ask])
         .await
-    {
-        Ok(approval) => ctx.approvals.wait(&ctx.recorder, &approval.id).await,
-        Err(e) => Err(e),
-    };
-    let (row, approved, why) = match &resolution {
-        Ok(r) => (
-            ApprovalRow {
-                id: r.approval.id.clone(),
-                status: r.approval.status.name().to_string(),
-                approver: r.approval.approver.clone(),
-            },
-            r.approved(),
-            match (r.approval.status.name(), &r.approval.decision_reason) {
-                ("expired", _) => "no one decided before the approval timeout".to_string(),
-                (_, Some(reason)) => format!("an approver denied it: {reason}"),
-                _ => "an approver denied it".to_string(),
-            },
-        ),
-        Err(e) => (
-            ApprovalRow {
-                id: String::new(),
-                status: "unavailable".into(),
-                approver: None,
-            },
-            false,
-            format!("approval could not be asked for: {e}"),
-        ),
-    };
+        .pop()
+        .expect("one decision per request");
+    let (row, approved, why) = outcome(&resolution);
     flight.verdict.approval = Some(row);
     if approved {
         return Ok(());
@@ -515,8 +503,6 @@ pub struct ToolGate {
     record: GovernRecord,
     /// Queue length when the terminal bytes were added by [`ToolGate::finish_begin`].
     terminal_from: Option<usize>,
-    /// Events the terminal bytes added to the queue.
-    trailing_count: usize,
 }
 
 impl ToolGate {
@@ -537,7 +523,6 @@ impl ToolGate {
             refusal: None,
             record: GovernRecord::default(),
             terminal_from: None,
-            trailing_count: 0,
         })
     }
 
@@ -567,7 +552,7 @@ impl ToolGate {
     /// Feeds released bytes (whole events); returns what may go out now.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
         let mut out = self.add_events(bytes);
-        self.release(&mut out, false);
+        self.release(&mut out);
         out
     }
 
@@ -587,7 +572,7 @@ impl ToolGate {
         }
         let mut out = Vec::new();
         if self.terminal_from.is_none() {
-            self.release(&mut out, false);
+            self.release(&mut out);
         }
         out
     }
@@ -596,8 +581,8 @@ impl ToolGate {
     /// Calls still open are completed and judged; asks may follow ([`ToolGate::take_asks`])
     /// before [`ToolGate::finish_release`].
     pub fn finish_begin(&mut self, terminal: &[u8]) -> Vec<u8> {
+        self.terminal_from = Some(self.queue.len());
         let before = self.add_events_at_end(terminal);
-        self.terminal_from = Some(self.queue.len() - self.trailing_count);
         for (slot, call) in self.tracker.finish() {
             self.open.remove(&slot);
             self.judge(slot, &call);
@@ -662,11 +647,7 @@ impl ToolGate {
         self.pos += bytes.len() as u64;
         let mut events = self.splitter.push(bytes);
         events.extend(self.splitter.finish());
-        self.trailing_count = 0;
-        let before = self.queue.len();
-        let out = self.queue_events(base, bytes, events);
-        self.trailing_count = self.queue.len() - before;
-        out
+        self.queue_events(base, bytes, events)
     }
 
     fn queue_events(
@@ -709,7 +690,7 @@ impl ToolGate {
     }
 
     /// Sends queued events once no call is open or undecided.
-    fn release(&mut self, out: &mut Vec<u8>, _last: bool) {
+    fn release(&mut self, out: &mut Vec<u8>) {
         if self.refusal.is_some()
             || !self.open.is_empty()
             || !self.asks.is_empty()
