@@ -177,7 +177,6 @@ impl StreamBody {
     /// Content protection found a value to block in the answer: drop the upstream, record the
     /// refusal, and end the client's stream with an error event once it is recorded.
     fn on_block(&mut self) {
-        self.inner = None;
         if let Some(p) = self.protector.as_mut() {
             let record = p.take_record();
             if let Some(f) = self.flight.as_mut() {
@@ -192,23 +191,12 @@ impl StreamBody {
         let message = format!(
             "Warden ended this stream: the model's answer contains {summary}, which content protection blocks. The exchange is recorded; ask the operator to review `protect.response` if this is intended."
         );
-        self.cut_event = Some(Bytes::from(render_stream_error(
-            self.provider,
-            self.framing,
+        self.end_with_error(
             400,
             ErrorKind::ContentBlocked,
-            &message,
-        )));
-        let commit = self.record(Outcome::Refused {
-            status: 400,
-            code: ErrorKind::ContentBlocked.type_and_code().1,
-            source: super::refuse::Source::Upstream,
+            super::refuse::Source::Upstream,
             message,
-        });
-        self.state = match commit {
-            Some(c) => State::Committing(c),
-            None => State::Done,
-        };
+        );
     }
 
     /// Hands the exchange to the recorder; returns the commit, or `None` if already done.
@@ -337,27 +325,48 @@ impl StreamBody {
     /// A tool call the rules deny with `on_deny = "error"`: drop the upstream, record the
     /// refusal, and end the client's stream with an error event once it is recorded.
     fn on_tool_refusal(&mut self, message: String) {
+        if let Some(f) = self.flight.as_mut() {
+            f.control.metrics.stream_cut("tool");
+        }
+        self.end_with_error(
+            400,
+            ErrorKind::ContentBlocked,
+            super::refuse::Source::Upstream,
+            message,
+        );
+    }
+
+    /// Records `outcome`; the stream ends once the record is durable.
+    fn commit(&mut self, outcome: Outcome) {
+        self.state = match self.record(outcome) {
+            Some(c) => State::Committing(c),
+            None => State::Done,
+        };
+    }
+
+    /// Drops the upstream and ends the client's stream with a provider-shaped error event,
+    /// sent once the refusal is recorded.
+    fn end_with_error(
+        &mut self,
+        status: u16,
+        kind: ErrorKind,
+        source: super::refuse::Source,
+        message: String,
+    ) {
         self.inner = None;
         self.cut_event = Some(Bytes::from(render_stream_error(
             self.provider,
             self.framing,
-            400,
-            ErrorKind::ContentBlocked,
+            status,
+            kind,
             &message,
         )));
-        if let Some(f) = self.flight.as_mut() {
-            f.control.metrics.stream_cut("tool");
-        }
-        let commit = self.record(Outcome::Refused {
-            status: 400,
-            code: ErrorKind::ContentBlocked.type_and_code().1,
-            source: super::refuse::Source::Upstream,
+        self.commit(Outcome::Refused {
+            status,
+            code: kind.type_and_code().1,
+            source,
             message,
         });
-        self.state = match commit {
-            Some(c) => State::Committing(c),
-            None => State::Done,
-        };
     }
 
     /// The bytes that end the stream once the record is durable.
@@ -452,11 +461,7 @@ impl Body for StreamBody {
                             if !matches!(this.state, State::Streaming) || this.end_gate() {
                                 continue;
                             }
-                            let commit = this.record(Outcome::Completed);
-                            this.state = match commit {
-                                Some(c) => State::Committing(c),
-                                None => State::Done,
-                            };
+                            this.commit(Outcome::Completed);
                         }
                         Poll::Pending => {
                             ready!(this.idle.as_mut().poll(cx));
@@ -491,11 +496,7 @@ impl Body for StreamBody {
                         if ending {
                             this.finish_gate();
                             if matches!(this.state, State::Streaming) {
-                                let commit = this.record(Outcome::Completed);
-                                this.state = match commit {
-                                    Some(c) => State::Committing(c),
-                                    None => State::Done,
-                                };
+                                this.commit(Outcome::Completed);
                             }
                             continue;
                         }
@@ -577,23 +578,7 @@ impl StreamBody {
                 .metrics
                 .stream_cut(if action == "killed" { "kill" } else { "budget" });
         }
-        self.cut_event = Some(Bytes::from(render_stream_error(
-            self.provider,
-            self.framing,
-            status,
-            kind,
-            &message,
-        )));
-        let commit = self.record(Outcome::Refused {
-            status,
-            code: kind.type_and_code().1,
-            source: super::refuse::Source::Client,
-            message,
-        });
-        self.state = match commit {
-            Some(c) => State::Committing(c),
-            None => State::Done,
-        };
+        self.end_with_error(status, kind, super::refuse::Source::Client, message);
     }
 
     /// The upstream failed mid-stream: record it (the client's stream is cut, nothing to hold).
