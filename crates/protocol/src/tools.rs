@@ -70,6 +70,14 @@ pub enum Rewrite {
 }
 
 impl Rewrite {
+    /// The event, same name, with `data` as its new payload.
+    fn replaced(name: Option<&str>, data: &Value) -> Rewrite {
+        Rewrite::Replace(vec![OutEvent {
+            name: name.map(str::to_owned),
+            data: serde_json::to_vec(data).unwrap_or_default(),
+        }])
+    }
+
     /// The bytes to send for one event, given its raw bytes as framed on the wire: from its start
     /// up to the next event's start (the offsets [`EventSplitter`] reports), separators included.
     ///
@@ -732,10 +740,7 @@ impl ChatState {
         if chat_chunk_is_empty(&chunk) {
             return Rewrite::Drop;
         }
-        Rewrite::Replace(vec![OutEvent {
-            name: name.map(str::to_owned),
-            data: serde_json::to_vec(&chunk).unwrap_or_default(),
-        }])
+        Rewrite::replaced(name, &chunk)
     }
 
     /// The explanation of a refused call, once: later parts of it add nothing.
@@ -1425,10 +1430,7 @@ impl WholeState {
         if !changed {
             return Rewrite::Keep;
         }
-        Rewrite::Replace(vec![OutEvent {
-            name: name.map(str::to_owned),
-            data: serde_json::to_vec(&chunk).unwrap_or_default(),
-        }])
+        Rewrite::replaced(name, &chunk)
     }
 
     fn rewrite_ollama(
@@ -1480,10 +1482,7 @@ impl WholeState {
             None => text,
         };
         message["content"] = Value::from(content);
-        Rewrite::Replace(vec![OutEvent {
-            name: name.map(str::to_owned),
-            data: serde_json::to_vec(&line).unwrap_or_default(),
-        }])
+        Rewrite::replaced(name, &line)
     }
 }
 
