@@ -143,9 +143,71 @@ pub(crate) struct Builtin {
     pub re: Regex,
     /// Runs only in windows having one of these features.
     pub need: u8,
-    /// Capture group holding the value (0: the whole match).
+    /// Capture group holding the value (0: the whole match). Every pattern with a value group
+    /// ends with it, so the value ends where the match ends.
     pub group: usize,
+    /// Where the value group starts in a match `[a, e)`, found by walking the match (`None`
+    /// when the walk cannot tell, and the capture search decides). A capture search runs a
+    /// backtracker over the case-insensitive keyword NFA and cost more per candidate than
+    /// finding the match.
+    pub value_at: Option<fn(&str, usize, usize) -> Option<usize>>,
+    /// The capture group takes at most this many characters (0: no cap). The pattern writes the
+    /// value as an unbounded `+` and the cap is applied after the match: a `{1,256}` repetition
+    /// over a large class compiles to hundreds of NFA states, and the capture search (a bounded
+    /// backtracker whose visited set is states × span) then cleared kilobytes per candidate.
+    pub value_cap: usize,
     pub check: Check,
+}
+
+/// Longest value, in characters, of a generic `password=`/`token=` assignment.
+pub(crate) const GENERIC_VALUE_CAP: usize = 256;
+
+impl Builtin {
+    fn capped(mut self, chars: usize) -> Builtin {
+        self.value_cap = chars;
+        self
+    }
+
+    fn value_at(mut self, f: fn(&str, usize, usize) -> Option<usize>) -> Builtin {
+        self.value_at = Some(f);
+        self
+    }
+}
+
+/// A value of exactly `n` ASCII bytes ending the match.
+fn last_bytes<const N: usize>(_: &str, a: usize, e: usize) -> Option<usize> {
+    (e - a > N).then_some(e - N)
+}
+
+/// The value of a `keyword ["'] sep ["'`] value` match: the keyword part is a run of
+/// `[A-Za-z0-9_.-]`, the separators (`:=`, `=>`, `=`, `:`, tried in that order), spaces and
+/// quotes are never value characters, so the first reading that leaves a value is the regex's.
+fn assignment_value(s: &str, a: usize, e: usize) -> Option<usize> {
+    let b = &s.as_bytes()[..e];
+    let mut i = a;
+    while i < e && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'.' | b'-')) {
+        i += 1;
+    }
+    if i < e && matches!(b[i], b'"' | b'\'') {
+        i += 1;
+    }
+    while i < e && matches!(b[i], b' ' | b'\t') {
+        i += 1;
+    }
+    i += match b.get(i..i + 2) {
+        Some(b":=" | b"=>") => 2,
+        _ if i < e && matches!(b[i], b'=' | b':') => 1,
+        _ => return None,
+    };
+    while i < e && matches!(b[i], b' ' | b'\t') {
+        i += 1;
+    }
+    if i < e && matches!(b[i], b'"' | b'\'' | b'`') {
+        i += 1;
+    }
+    // `password:= "` leaves nothing after `:=`, and the regex reads `:` then the value `=`:
+    // let the capture search settle such cases.
+    (i < e).then_some(i)
 }
 
 const B: &str = r"(?-u:\b)";
@@ -159,6 +221,8 @@ pub(crate) static BUILTINS: LazyLock<Vec<Builtin>> = LazyLock::new(|| {
         re: Regex::new(&b(p)).unwrap_or_else(|e| panic!("built-in pattern {p}: {e}")),
         need,
         group,
+        value_at: None,
+        value_cap: 0,
         check,
     };
     vec![
@@ -284,19 +348,23 @@ pub(crate) static BUILTINS: LazyLock<Vec<Builtin>> = LazyLock::new(|| {
             F_KEY,
             1,
             aws_secret,
-        ),
+        )
+        .value_at(last_bytes::<40>),
         mk(
             r#"(?i)(?:account_?sid|twilio[a-z_]*sid)["']?[ \t]*(?::=|=>|=|:)[ \t]*["']?(AC[0-9a-f]{32})\b"#,
             F_KEY,
             1,
             twilio_sid,
-        ),
+        )
+        .value_at(last_bytes::<34>),
         mk(
-            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key|auth|credentials?)[a-z0-9_]*["']?[ \t]*(?::=|=>|=|:)[ \t]*["'`]?([^\s"'`<>,;(){}\[\]]{1,256})"#,
+            r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key|auth|credentials?)[a-z0-9_]*["']?[ \t]*(?::=|=>|=|:)[ \t]*["'`]?([^\s"'`<>,;(){}\[\]]+)"#,
             F_KEY,
             1,
             generic,
-        ),
+        )
+        .value_at(assignment_value)
+        .capped(GENERIC_VALUE_CAP),
     ]
 });
 

@@ -415,18 +415,27 @@ impl Scanner {
                     None => break,
                 }
             } else {
-                match det.re.captures_at(hay, pos) {
-                    Some(c) => {
-                        let m0 = c.get(0).expect("group 0");
-                        match c.get(det.group) {
-                            Some(g) => (g.start(), g.end(), m0.end().max(m0.start() + 1)),
-                            None => {
-                                pos = m0.end().max(m0.start() + 1);
-                                continue;
-                            }
-                        }
-                    }
-                    None => break,
+                let Some(m) = det.re.find_at(hay, pos) else {
+                    break;
+                };
+                let next = m.end().max(m.start() + 1);
+                let value = match det.value_at.and_then(|f| f(s, m.start(), m.end())) {
+                    Some(v) => Some((v, m.end())),
+                    None => det
+                        .re
+                        .captures_at(hay, m.start())
+                        .and_then(|c| c.get(det.group))
+                        .map(|g| (g.start(), g.end())),
+                };
+                let Some((ga, ge)) = value else {
+                    pos = next;
+                    continue;
+                };
+                match cap_chars(s, ga, ge, det.value_cap) {
+                    // The capped value ends the match: resume after it, as a bounded
+                    // repetition would have.
+                    Some(e) => (ga, e, e.max(m.start() + 1)),
+                    None => (ga, ge, next),
                 }
             };
             if inside(a, e)
@@ -1102,6 +1111,14 @@ fn run_family(
             }
         };
     }
+}
+
+/// The end of `s[a..e]` cut to `cap` characters, when `cap` is set and the span is longer.
+fn cap_chars(s: &str, a: usize, e: usize, cap: usize) -> Option<usize> {
+    if cap == 0 || e - a <= cap {
+        return None;
+    }
+    s[a..e].char_indices().nth(cap).map(|(i, _)| a + i)
 }
 
 /// Windows closer than this are searched with one regex call per detector (per-call overhead

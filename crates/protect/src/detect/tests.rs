@@ -874,3 +874,110 @@ fn skipping_to_candidates_finds_the_same_windows() {
         }
     }
 }
+
+/// The assignment detectors locate their value by walking the match instead of a capture
+/// search, and cap the generic value at 256 characters after matching an unbounded run. Both
+/// must give exactly what the capture group of the original bounded pattern gives.
+#[test]
+fn walked_values_equal_the_capture_groups() {
+    const PIECES: &[&str] = &[
+        "password",
+        "db.password",
+        "API-KEY",
+        "my_token",
+        "aws_secret_access_key",
+        "AWS_SECRET_KEY",
+        "account_sid",
+        "twilioAccountSid",
+        "\"",
+        "'",
+        "`",
+        " ",
+        "\t",
+        "=",
+        ":",
+        ":=",
+        "=>",
+        ">",
+        "=\"",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AC0123456789abcdef0123456789abcdef",
+        "hunter2",
+        "s3cr3t=value:x",
+        "é",
+        "東京",
+        ",",
+        "(",
+        "\n",
+    ];
+    let long: String = "x".repeat(300) + "é".repeat(10).as_str();
+    let generic = builtin::BUILTINS
+        .iter()
+        .find(|d| d.value_cap > 0)
+        .expect("the generic assignment detector");
+    let unbounded = r#"([^\s"'`<>,;(){}\[\]]+)"#;
+    assert!(generic.re.as_str().ends_with(unbounded));
+    let generic_bounded = Regex::new(
+        &generic
+            .re
+            .as_str()
+            .replace(unbounded, r#"([^\s"'`<>,;(){}\[\]]{1,256})"#),
+    )
+    .expect("bounded pattern");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let mut checked = 0;
+    for round in 0..8000 {
+        let mut text = String::new();
+        for _ in 0..(1 + next() % 12) {
+            text.push_str(PIECES[next() % PIECES.len()]);
+        }
+        if round % 50 == 0 {
+            text.push_str(&long);
+        }
+        for det in builtin::BUILTINS.iter().filter(|d| d.value_at.is_some()) {
+            let bounded = if det.value_cap > 0 {
+                &generic_bounded
+            } else {
+                &det.re
+            };
+            let mut pos = 0;
+            while pos < text.len() {
+                let Some(m) = det.re.find_at(&text, pos) else {
+                    break;
+                };
+                let walked = (det.value_at.unwrap())(&text, m.start(), m.end());
+                let captured = det.re.captures_at(&text, m.start()).unwrap();
+                let g = captured.get(det.group).unwrap();
+                assert_eq!(g.end(), m.end(), "value ends the match in {text:?}");
+                if let Some(v) = walked {
+                    assert_eq!(v, g.start(), "value start in {text:?}");
+                    checked += 1;
+                }
+                pos = m.end().max(m.start() + 1);
+                while !text.is_char_boundary(pos) {
+                    pos += 1;
+                }
+            }
+            // Capping after the match reports what the bounded pattern reports.
+            let capped: Vec<(usize, usize)> = {
+                let mut raw = Vec::new();
+                Scanner::builtin().run_builtin(&text, det, 0, text.len(), &|_, _| true, &mut raw);
+                raw.iter().map(|r| (r.start, r.end)).collect()
+            };
+            let expected: Vec<(usize, usize)> = bounded
+                .captures_iter(&text)
+                .filter_map(|c| c.get(det.group))
+                .filter_map(|g| (det.check)(&text, g.start(), g.end()))
+                .map(|(_, a, e)| (a, e))
+                .collect();
+            assert_eq!(capped, expected, "{text:?}");
+        }
+    }
+    assert!(checked > 1000, "only {checked} walked values were compared");
+}
