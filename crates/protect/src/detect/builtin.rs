@@ -81,6 +81,8 @@ types! {
 /// A check's verdict: the type (index into [`BUILTIN_TYPES`]) and the span to report.
 pub(crate) type Found = Option<(usize, usize, usize)>;
 type Check = fn(&str, usize, usize) -> Found;
+/// Locates a value group's start in a match (see [`Builtin::value_at`]).
+pub(crate) type ValueAt = fn(&str, usize, usize) -> Option<usize>;
 
 /// Built-ins sharing one window feature, as one multi-pattern regex: one pass over the text
 /// instead of one per type. `members[i]` is the index in [`BUILTINS`] of pattern `i`.
@@ -150,7 +152,7 @@ pub(crate) struct Builtin {
     /// when the walk cannot tell, and the capture search decides). A capture search runs a
     /// backtracker over the case-insensitive keyword NFA and cost more per candidate than
     /// finding the match.
-    pub value_at: Option<fn(&str, usize, usize) -> Option<usize>>,
+    pub value_at: Option<ValueAt>,
     /// The capture group takes at most this many characters (0: no cap). The pattern writes the
     /// value as an unbounded `+` and the cap is applied after the match: a `{1,256}` repetition
     /// over a large class compiles to hundreds of NFA states, and the capture search (a bounded
@@ -168,7 +170,7 @@ impl Builtin {
         self
     }
 
-    fn value_at(mut self, f: fn(&str, usize, usize) -> Option<usize>) -> Builtin {
+    fn value_at(mut self, f: ValueAt) -> Builtin {
         self.value_at = Some(f);
         self
     }

@@ -288,7 +288,9 @@ impl Scanner {
         }
         let norm = Normalized::new(text);
         let s = norm.as_str();
-        let mut raw = Vec::new();
+        // Text dense with values yields a reading every ~40 bytes; growing the vector from
+        // empty copied it a dozen times.
+        let mut raw = Vec::with_capacity((s.len() / 32).min(8192));
         self.scan_normalized(s, self.options.decode, &mut raw);
         let resolved = resolve(raw);
         let mut out: Vec<Detection> = Vec::with_capacity(resolved.len());
@@ -843,7 +845,7 @@ fn windows(s: &str, decode: bool) -> Vec<Window> {
 fn windows_with(s: &str, decode: bool, skip: bool) -> Vec<Window> {
     let b = s.as_bytes();
     let n = b.len();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity((s.len() / 64).min(4096));
     let mut cur: Option<Window> = None;
     let mut pending: Option<(usize, usize, u8)> = None;
     let mut force = 0u8;
@@ -1135,7 +1137,9 @@ fn groups(wins: &[Window]) -> impl Iterator<Item = &[Window]> {
 /// findings win, then higher priority, then earlier ones.
 fn resolve(mut raw: Vec<Raw>) -> Vec<Raw> {
     raw.retain(|r| r.start < r.end);
-    raw.sort_unstable_by_key(|r| r.start);
+    // Each detector reports in order of start, so `raw` is a few sorted runs: the stable sort
+    // merges runs, where the unstable one partitioned everything again.
+    raw.sort_by_key(|r| r.start);
     let mut out = Vec::with_capacity(raw.len());
     let mut cluster: Vec<Raw> = Vec::new();
     let mut cluster_end = 0;
