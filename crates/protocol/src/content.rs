@@ -17,51 +17,59 @@ use crate::framing::{Frame, Framing, Splitter};
 /// Keys whose string values are structure, not content: rewriting them would break SDKs or
 /// agents (a redacted tool name is a tool that does not exist), and they never hold what a
 /// person wrote.
-const STRUCTURAL_KEYS: &[&str] = &[
-    "model",
-    "role",
-    "type",
-    "id",
-    "object",
-    "name",
-    "tool_call_id",
-    "tool_use_id",
-    "call_id",
-    "item_id",
-    "response_id",
-    "finish_reason",
-    "finishReason",
-    "stop_reason",
-    "system_fingerprint",
-    "service_tier",
-    "status",
-    "mime_type",
-    "mimeType",
-    "media_type",
-    "format",
-    "encoding_format",
-    "signature",
-    "thoughtSignature",
-    "thought_signature",
-    "responseId",
-    "modelVersion",
-    "created_at",
-    "done_reason",
-    "voice",
-    "detail",
-    "b64_json",
-    "encrypted_content",
-    "tool_choice",
-    // Per-chunk metadata that repeats in every stream event (Gemini's usage modality, OpenAI's
-    // random `obfuscation` padding): never content, and treating it as a stream of text would
-    // hold events back for nothing.
-    "modality",
-    "obfuscation",
-];
+///
+/// A `match`, not a list: every key of every streamed event is checked, and comparing it with
+/// forty strings one by one was a visible share of the gateway's CPU per event.
+fn structural(key: &str) -> bool {
+    matches!(
+        key,
+        "model"
+        | "role"
+        | "type"
+        | "id"
+        | "object"
+        | "name"
+        | "tool_call_id"
+        | "tool_use_id"
+        | "call_id"
+        | "item_id"
+        | "response_id"
+        | "finish_reason"
+        | "finishReason"
+        | "stop_reason"
+        | "system_fingerprint"
+        | "service_tier"
+        | "status"
+        | "mime_type"
+        | "mimeType"
+        | "media_type"
+        | "format"
+        | "encoding_format"
+        | "signature"
+        | "thoughtSignature"
+        | "thought_signature"
+        | "responseId"
+        | "modelVersion"
+        | "created_at"
+        | "done_reason"
+        | "voice"
+        | "detail"
+        | "b64_json"
+        | "encrypted_content"
+        | "tool_choice"
+        // Per-chunk metadata that repeats in every stream event (Gemini's usage modality, OpenAI's
+        // random `obfuscation` padding): never content, and treating it as a stream of text would
+        // hold events back for nothing.
+        | "modality"
+        | "obfuscation"
+    )
+}
 
 /// Keys whose values are media payloads (base64), skipped wherever they appear next to a media
 /// type, and always for these names.
-const MEDIA_KEYS: &[&str] = &["b64_json", "audio", "image"];
+fn media(key: &str) -> bool {
+    matches!(key, "b64_json" | "audio" | "image")
+}
 
 /// Calls `visit(path, string)` for every content string in `value`, depth first, in document
 /// order. `path` is a JSON path in the style of [`crate::TextPart::path`]
@@ -103,7 +111,7 @@ fn walk(value: &mut Value, path: &mut String, visit: &mut dyn FnMut(&str, &mut S
                 .iter()
                 .any(|k| map.contains_key(*k));
             for (key, item) in map.iter_mut() {
-                if STRUCTURAL_KEYS.contains(&key.as_str()) || MEDIA_KEYS.contains(&key.as_str()) {
+                if structural(key) || media(key) {
                     continue;
                 }
                 if key == "data" && has_media_type {

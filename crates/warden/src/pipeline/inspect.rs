@@ -72,7 +72,7 @@ enum State {
 /// The client-facing body of a streamed response.
 pub struct StreamBody {
     /// The upstream body; dropped (cancelling the upstream request) when the stream is cut.
-    inner: Option<Incoming>,
+    inner: Option<super::prefetch::Prefetch>,
     /// Resolves when the control plane cuts this stream.
     cut: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
     /// The error event that ends a cut stream, sent once the cut is recorded.
@@ -122,7 +122,7 @@ impl StreamBody {
             inspector.hide_usage_chunk();
         }
         StreamBody {
-            inner: Some(inner),
+            inner: Some(super::prefetch::Prefetch::spawn(inner)),
             cut,
             cut_event: None,
             hidden_len: 0,

@@ -24,6 +24,7 @@ pub mod forward;
 pub mod govern;
 pub mod identify;
 pub mod inspect;
+pub mod prefetch;
 pub mod protect;
 pub mod record;
 pub mod refuse;
