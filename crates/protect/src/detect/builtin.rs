@@ -81,6 +81,8 @@ types! {
 /// A check's verdict: the type (index into [`BUILTIN_TYPES`]) and the span to report.
 pub(crate) type Found = Option<(usize, usize, usize)>;
 type Check = fn(&str, usize, usize) -> Found;
+/// The next match in `hay` at or after `pos` (see [`Builtin::find`]).
+pub(crate) type Find = fn(&str, usize) -> Option<(usize, usize)>;
 /// Locates a value group's start in a match (see [`Builtin::value_at`]).
 pub(crate) type ValueAt = fn(&str, usize, usize) -> Option<usize>;
 
@@ -153,6 +155,10 @@ pub(crate) struct Builtin {
     /// backtracker over the case-insensitive keyword NFA and cost more per candidate than
     /// finding the match.
     pub value_at: Option<ValueAt>,
+    /// A hand-written search giving exactly the regex's next match at or after a position
+    /// (start, end), used instead of the regex; the regex stays the definition, and a test
+    /// compares the two.
+    pub find: Option<Find>,
     /// The capture group takes at most this many characters (0: no cap). The pattern writes the
     /// value as an unbounded `+` and the cap is applied after the match: a `{1,256}` repetition
     /// over a large class compiles to hundreds of NFA states, and the capture search (a bounded
@@ -170,10 +176,77 @@ impl Builtin {
         self
     }
 
+    fn find(mut self, f: Find) -> Builtin {
+        self.find = Some(f);
+        self
+    }
+
     fn value_at(mut self, f: ValueAt) -> Builtin {
         self.value_at = Some(f);
         self
     }
+}
+
+/// The email pattern's next match, by hand: every `@` found by `memchr`, the local part walked
+/// back, the domain's labels walked forward. The regex (`local@label(.label)*.tld\b`) found
+/// the same spans through a reverse and a forward lazy-DFA search per `@`, which cost more than
+/// the address check itself on text full of addresses.
+///
+/// Leftmost-first semantics, worked out: a match holds exactly one `@` (neither part admits
+/// one), so matches are ordered by their `@`, and the start is the beginning of the run of
+/// local-part characters before it (not before `pos`). Greedy repetition prefers the most
+/// labels, so the end is after the *last* label of the chain (consecutive non-empty
+/// `[A-Za-z0-9-]` labels after the first) whose leading letters are 2–24 long and followed by
+/// a non-word byte or the end of `hay` (the `\b`).
+pub(crate) fn find_email(hay: &str, pos: usize) -> Option<(usize, usize)> {
+    let b = hay.as_bytes();
+    let local = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-');
+    let label = |c: u8| c.is_ascii_alphanumeric() || c == b'-';
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut from = pos;
+    while let Some(i) = memchr::memchr(b'@', &b[from.min(b.len())..]) {
+        let at = from + i;
+        from = at + 1;
+        let mut start = at;
+        while start > pos && local(b[start - 1]) {
+            start -= 1;
+        }
+        if start == at {
+            continue;
+        }
+        // The first label, then `.label` as long as the chain goes on.
+        let mut j = at + 1;
+        while j < b.len() && label(b[j]) {
+            j += 1;
+        }
+        if j == at + 1 {
+            continue;
+        }
+        let mut end = None;
+        while j < b.len() && b[j] == b'.' {
+            let ls = j + 1;
+            let mut le = ls;
+            while le < b.len() && label(b[le]) {
+                le += 1;
+            }
+            if le == ls {
+                break;
+            }
+            let letters = b[ls..le]
+                .iter()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count();
+            let t = ls + letters;
+            if (2..=24).contains(&letters) && (t == b.len() || !word(b[t])) {
+                end = Some(t);
+            }
+            j = le;
+        }
+        if let Some(e) = end {
+            return Some((start, e));
+        }
+    }
+    None
 }
 
 /// A value of exactly `n` ASCII bytes ending the match.
@@ -224,6 +297,7 @@ pub(crate) static BUILTINS: LazyLock<Vec<Builtin>> = LazyLock::new(|| {
         need,
         group,
         value_at: None,
+        find: None,
         value_cap: 0,
         check,
     };
@@ -233,7 +307,8 @@ pub(crate) static BUILTINS: LazyLock<Vec<Builtin>> = LazyLock::new(|| {
             F_AT,
             0,
             email,
-        ),
+        )
+        .find(find_email),
         mk(
             r"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|cockroachdb|clickhouse)://[^\s:/@\x22'<>]*:[^\s@/\x22'<>]+@[^\s/\x22'<>?#]+(?:[/?#][^\s\x22'<>]*)?",
             F_AT,

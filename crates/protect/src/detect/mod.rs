@@ -411,7 +411,12 @@ impl Scanner {
         let hay = &s[..to];
         let mut pos = from;
         while pos < to {
-            let (a, e, next) = if det.group == 0 {
+            let (a, e, next) = if let Some(find) = det.find {
+                match find(hay, pos) {
+                    Some((a, e)) => (a, e, e.max(a + 1)),
+                    None => break,
+                }
+            } else if det.group == 0 {
                 match det.re.find_at(hay, pos) {
                     Some(m) => (m.start(), m.end(), m.end().max(m.start() + 1)),
                     None => break,

@@ -981,3 +981,68 @@ fn walked_values_equal_the_capture_groups() {
     }
     assert!(checked > 1000, "only {checked} walked values were compared");
 }
+
+/// The hand-written email search returns exactly the regex's matches, from every start
+/// position, on text mixing local parts, labels, dots, dashes, underscores, `@`s and long
+/// letter runs.
+#[test]
+fn email_search_equals_the_regex() {
+    const PIECES: &[&str] = &[
+        "jane",
+        "j.doe",
+        "a",
+        "x_y",
+        "+tag",
+        "%",
+        "-",
+        ".",
+        "..",
+        "@",
+        "@@",
+        "example",
+        "com",
+        "co",
+        "c",
+        "uk",
+        "io1",
+        "x-y",
+        "_",
+        " ",
+        "\n",
+        "é",
+        "東京",
+        "1",
+        "abcdefghijklmnopqrstuvwxyz",
+        ",",
+        "(",
+        ")",
+        "mailto:",
+        ":",
+        "/",
+    ];
+    let det = builtin::BUILTINS
+        .iter()
+        .find(|d| d.find.is_some())
+        .expect("the email detector");
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let mut matches = 0;
+    for _ in 0..20000 {
+        let mut text = String::new();
+        for _ in 0..(1 + next() % 16) {
+            text.push_str(PIECES[next() % PIECES.len()]);
+        }
+        for pos in (0..=text.len()).filter(|&p| text.is_char_boundary(p)) {
+            let want = det.re.find_at(&text, pos).map(|m| (m.start(), m.end()));
+            let got = (det.find.unwrap())(&text, pos);
+            assert_eq!(got, want, "{text:?} from {pos}");
+            matches += usize::from(want.is_some());
+        }
+    }
+    assert!(matches > 1500, "only {matches} matches were compared");
+}
