@@ -172,31 +172,35 @@ def tree_pids(pid):
     return out
 
 
-def cpu_ticks(pid):
-    """utime + stime of pid and its descendants, in clock ticks."""
+def tree_sum(pid, read):
+    """read(p) summed over pid and its descendants; a process gone meanwhile counts 0."""
     total = 0
     for p in tree_pids(pid):
         try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += read(p)
         except (OSError, IndexError, ValueError):
             pass
     return total
 
 
+def cpu_ticks(pid):
+    """utime + stime of pid and its descendants, in clock ticks."""
+    def ticks(p):
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    return tree_sum(pid, ticks)
+
+
 def peak_rss_kib(pid):
     """VmHWM of pid plus its descendants' (kB)."""
-    total = 0
-    for p in tree_pids(pid):
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    def hwm(p):
+        with open(f"/proc/{p}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
+    return tree_sum(pid, hwm)
 
 
 def wait_port(port, proc, timeout):

@@ -852,13 +852,8 @@ fn skipping_to_candidates_finds_the_same_windows() {
         "()",
     ];
     const GAPS: &[&str] = &[" ", "  ", "    ", "\n", "\t", " \n ", "", "     "];
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state as usize
-    };
+    let mut rng = Rng(0x2545_F491_4F6C_DD1Du64);
+    let mut next = || rng.next();
     for _ in 0..3000 {
         let mut text = String::new();
         for _ in 0..(1 + next() % 40) {
@@ -924,13 +919,8 @@ fn walked_values_equal_the_capture_groups() {
             .replace(unbounded, r#"([^\s"'`<>,;(){}\[\]]{1,256})"#),
     )
     .expect("bounded pattern");
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state as usize
-    };
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15u64);
+    let mut next = || rng.next();
     let mut checked = 0;
     for round in 0..8000 {
         let mut text = String::new();
@@ -1024,13 +1014,8 @@ fn email_search_equals_the_regex() {
         .iter()
         .find(|d| d.find.is_some())
         .expect("the email detector");
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state as usize
-    };
+    let mut rng = Rng(0x2545_F491_4F6C_DD1Du64);
+    let mut next = || rng.next();
     let mut matches = 0;
     for _ in 0..20000 {
         let mut text = String::new();
