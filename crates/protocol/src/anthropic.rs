@@ -384,7 +384,7 @@ impl StreamDecoder for MessagesStream {
             return Outcome::Malformed;
         };
         let index = u64_of(&event, "index").unwrap_or(0);
-        match str_of(&event, "type").or(name).unwrap_or_default() {
+        match json::event_type(&event, name) {
             "message_start" => {
                 let m = event.get("message").unwrap_or(&Value::Null);
                 self.id = string_of(m, "id").or(self.id.take());

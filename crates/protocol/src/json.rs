@@ -71,6 +71,11 @@ pub(crate) fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// A stream event's type: its `type` field, else the SSE `event:` name it came under, else "".
+pub(crate) fn event_type<'a>(event: &'a Value, name: Option<&'a str>) -> &'a str {
+    str_of(event, "type").or(name).unwrap_or_default()
+}
+
 /// An owned string field read leniently.
 pub(crate) fn string_of(v: &Value, key: &str) -> Option<String> {
     str_of(v, key).map(str::to_owned)

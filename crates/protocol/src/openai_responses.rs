@@ -442,7 +442,7 @@ impl StreamDecoder for ResponsesStream {
         let Some(event) = json::parse_event(data) else {
             return Outcome::Malformed;
         };
-        let ty = str_of(&event, "type").or(name).unwrap_or_default();
+        let ty = json::event_type(&event, name);
         let delta = || str_of(&event, "delta").unwrap_or_default();
         match ty {
             "response.created" | "response.in_progress" | "response.queued" => {

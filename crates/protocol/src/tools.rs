@@ -934,7 +934,7 @@ impl ResponsesState {
             r.other = true;
             return;
         };
-        let ty = str_of(&event, "type").or(name).unwrap_or_default();
+        let ty = json::event_type(&event, name);
         let index = u64_of(&event, "output_index").unwrap_or(0);
         match ty {
             "response.output_item.added" | "response.output_item.done"
@@ -1001,10 +1001,7 @@ impl ResponsesState {
         let Some(mut event) = json::parse_event(data) else {
             return Rewrite::Keep;
         };
-        let ty = str_of(&event, "type")
-            .or(name)
-            .unwrap_or_default()
-            .to_owned();
+        let ty = json::event_type(&event, name).to_owned();
         let index = u64_of(&event, "output_index").unwrap_or(0);
         let seq = event.get("sequence_number").and_then(Value::as_i64);
         let refused = self
@@ -1144,7 +1141,7 @@ impl MessagesState {
             return;
         };
         let index = u64_of(&event, "index").unwrap_or(0);
-        match str_of(&event, "type").or(name).unwrap_or_default() {
+        match json::event_type(&event, name) {
             "content_block_start" => {
                 let b = event.get("content_block").unwrap_or(&Value::Null);
                 if str_of(b, "type") == Some("tool_use") {
@@ -1226,10 +1223,7 @@ impl MessagesState {
         let Some(mut event) = json::parse_event(data) else {
             return Rewrite::Keep;
         };
-        let ty = str_of(&event, "type")
-            .or(name)
-            .unwrap_or_default()
-            .to_owned();
+        let ty = json::event_type(&event, name).to_owned();
         let index = u64_of(&event, "index").unwrap_or(0);
         let refused = self
             .blocks
