@@ -293,6 +293,15 @@ def warden(workdir) -> Warden:
     mock.stop()
 
 
+@pytest.fixture(scope="module")
+def mock(workdir):
+    """A mock upstream of the test module's own, for modules that start their own gateways
+    (its `/mock/stats` counters are then theirs alone)."""
+    m = start_mock(workdir)
+    yield m
+    m.stop()
+
+
 def closed_port_url() -> str:
     """A loopback URL nothing listens on (a port bound and released): connections are refused."""
     with socket.socket() as s:

@@ -25,7 +25,6 @@ from conftest import (
     _child_env,
     scenario,
     start_gateway,
-    start_mock,
     warden_bin,
 )
 
@@ -44,13 +43,6 @@ model = "pricey-1"
 input_per_mtok = 1000
 output_per_mtok = 1000
 """
-
-
-@pytest.fixture(scope="module")
-def mock(workdir):
-    m = start_mock(workdir)
-    yield m
-    m.stop()
 
 
 _N = [0]

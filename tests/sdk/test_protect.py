@@ -19,7 +19,7 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-from conftest import PROVIDERS, _child_env, scenario, start_gateway, start_mock, warden_bin
+from conftest import PROVIDERS, _child_env, scenario, start_gateway, warden_bin
 
 EMAIL = "jane.doe@example.org"
 GITHUB = "ghp_" + "R4nd0mT0k3nV4lu3F0rT3st1ngOnlyAbC9xy"  # 36 chars after ghp_
@@ -27,13 +27,6 @@ AWS = "AKIA" + "Z7QX3MPLE4R9TK2W"
 CARD = "4539 1488 0343 6467"  # Luhn-valid Visa, not a well-known test number
 
 _N = [0]
-
-
-@pytest.fixture(scope="module")
-def mock(workdir):
-    m = start_mock(workdir)
-    yield m
-    m.stop()
 
 
 class Gw:

@@ -28,7 +28,7 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-from conftest import PROVIDERS, _child_env, scenario, start_gateway, start_mock, warden_bin
+from conftest import PROVIDERS, _child_env, scenario, start_gateway, warden_bin
 
 _N = [0]
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -37,13 +37,6 @@ REPLACE = """
 [tools]
 on_deny = "replace"
 """
-
-
-@pytest.fixture(scope="module")
-def mock(workdir):
-    m = start_mock(workdir)
-    yield m
-    m.stop()
 
 
 class Gw:
