@@ -447,6 +447,9 @@ fn run_anchor(argv: &[String], note: &str, size: u64, origin: &str) -> Result<()
     }
 }
 
+/// Numbers the temp files of blob writes in this process.
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Content-addressed storage for long content (`<ledger>/blobs/<first 2 hex>/<sha256>`).
 ///
 /// A blob's name is the SHA-256 of its bytes and the entry that refers to it is in the
@@ -481,7 +484,15 @@ impl BlobStore {
             }
             let folder = path.parent().expect("blob paths have a folder");
             std::fs::create_dir_all(folder)?;
-            let tmp = folder.join(format!(".{}.tmp", blob.sha256));
+            // Identical content arriving at once (the same large prompt from parallel agents)
+            // is written by each writer: with one shared temp name, one rename would move the
+            // file from under the other (whose rename then fails, failing the ledger closed).
+            let tmp = folder.join(format!(
+                ".{}.{}-{}.tmp",
+                blob.sha256,
+                std::process::id(),
+                TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&blob.bytes)?;
             f.sync_data()?;
@@ -489,5 +500,63 @@ impl BlobStore {
             std::fs::File::open(folder)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlobStore;
+    use crate::pipeline::entry::Blob;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_same_blob_written_at_once_by_many_writers_is_stored_whole() {
+        let dir = std::env::temp_dir().join(format!("warden-blobs-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = BlobStore::new(&dir);
+        // Rounds of 8 writers racing on one new blob each: with a shared temp name nearly
+        // every round loses a rename.
+        for round in 0..20 {
+            let bytes = format!("round {round}: a large prompt sent by every agent at once. ")
+                .repeat(2048)
+                .into_bytes();
+            let sha256 = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>();
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| {
+                        let blob = Blob {
+                            sha256: sha256.clone(),
+                            bytes: bytes.clone(),
+                        };
+                        barrier.wait();
+                        store.write(&[blob]).expect("every writer succeeds");
+                    });
+                }
+            });
+            assert_eq!(std::fs::read(store.path(&sha256)).unwrap(), bytes);
+        }
+        let leftovers: Vec<_> = walk(&dir)
+            .into_iter()
+            .filter(|name| name.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.file_name().into_string().unwrap());
+            }
+        }
+        out
     }
 }
