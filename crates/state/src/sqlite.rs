@@ -37,6 +37,7 @@ mod approvals;
 mod mirror;
 mod schema;
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -377,17 +378,105 @@ impl SqliteStore {
     }
 
     /// Several settlements in one transaction: one write lock and one commit for the batch.
+    ///
+    /// Settlements that touch the same spend row (under load, nearly all of them: one agent,
+    /// one day) are summed into one upsert per row. That is exactly what applying them one by
+    /// one does: sums and counts add, `last_at` takes the maximum, and giving back reservations
+    /// `a` then `b` with `max(r - a, 0)` then `max(· - b, 0)` equals `max(r - (a + b), 0)`.
+    /// Statuses are read once per cap after the whole batch is applied.
     fn settle_batch_inner(
         &self,
         items: Vec<crate::Settlement>,
     ) -> Result<Vec<Vec<CapStatus>>, Fail> {
+        // Planned before the lock: a bad item fails the batch before anything is written.
+        let plans = items
+            .into_iter()
+            .map(settle_plan)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut merged: Vec<MergedRow> = Vec::new();
+        let mut index: HashMap<RowKey, usize> = HashMap::new();
+        for (rows, _, charge, last_at) in &plans {
+            for row in rows {
+                let key = RowKey {
+                    scope: row.scope,
+                    subject: row.subject.clone(),
+                    period: row.period,
+                    bucket: row.bucket.clone(),
+                };
+                let i = *index.entry(key).or_insert_with(|| {
+                    merged.push(MergedRow {
+                        scope: row.scope,
+                        subject: row.subject.clone(),
+                        period: row.period,
+                        bucket: row.bucket.clone(),
+                        spent: 0,
+                        requests: 0,
+                        input_tokens: 0,
+                        output_tokens: 0,
+                        unpriced: 0,
+                        last_at: 0,
+                        release: 0,
+                    });
+                    merged.len() - 1
+                });
+                merged[i].add(row.release, charge, *last_at);
+            }
+        }
+
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let (rows, reserved, charge, last_at) = settle_plan(item)?;
-            out.push(settle_rows(&tx, &rows, &reserved, &charge, last_at)?);
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO spend (scope, subject, period, bucket, spent_micros, requests,
+                     input_tokens, output_tokens, unpriced_requests, last_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (scope, subject, period, bucket) DO UPDATE SET
+                     spent_micros = spent_micros + excluded.spent_micros,
+                     reserved_micros = max(reserved_micros - ?11, 0),
+                     requests = requests + excluded.requests,
+                     input_tokens = input_tokens + excluded.input_tokens,
+                     output_tokens = output_tokens + excluded.output_tokens,
+                     unpriced_requests = unpriced_requests + excluded.unpriced_requests,
+                     last_at = max(last_at, excluded.last_at)",
+            )?;
+            for row in &merged {
+                upsert.execute(params![
+                    row.scope.name(),
+                    row.subject,
+                    row.period.name(),
+                    row.bucket,
+                    row.spent,
+                    to_sql_int(row.requests),
+                    to_sql_int(row.input_tokens),
+                    to_sql_int(row.output_tokens),
+                    to_sql_int(row.unpriced),
+                    to_sql_int(row.last_at),
+                    row.release,
+                ])?;
+            }
         }
+        // A batch names few distinct caps: a list beats hashing the whole `Cap`.
+        let mut statuses: Vec<(&ReservedCap, CapStatus)> = Vec::new();
+        let mut out = Vec::with_capacity(plans.len());
+        for (_, reserved, _, _) in &plans {
+            let mut item = Vec::with_capacity(reserved.len());
+            for rc in reserved {
+                let known = statuses
+                    .iter()
+                    .find(|(seen, _)| seen.cap == rc.cap && seen.bucket == rc.bucket);
+                let status = match known {
+                    Some((_, s)) => s.clone(),
+                    None => {
+                        let s = read_status(&tx, &rc.cap, &rc.bucket)?;
+                        statuses.push((rc, s.clone()));
+                        s
+                    }
+                };
+                item.push(status);
+            }
+            out.push(item);
+        }
+        drop(statuses);
         tx.commit()?;
         Ok(out)
     }
@@ -400,6 +489,42 @@ struct OwnedRow {
     period: Period,
     bucket: String,
     release: Micros,
+}
+
+/// Identifies a spend row (its primary key).
+#[derive(PartialEq, Eq, Hash)]
+struct RowKey {
+    scope: Scope,
+    subject: String,
+    period: Period,
+    bucket: String,
+}
+
+/// What a batch of settlements adds to one spend row.
+struct MergedRow {
+    scope: Scope,
+    subject: String,
+    period: Period,
+    bucket: String,
+    spent: Micros,
+    requests: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    unpriced: u64,
+    last_at: u64,
+    release: Micros,
+}
+
+impl MergedRow {
+    fn add(&mut self, release: Micros, charge: &Charge, last_at: u64) {
+        self.spent = self.spent.saturating_add(charge.micros.unwrap_or(0));
+        self.requests += 1;
+        self.input_tokens = self.input_tokens.saturating_add(charge.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(charge.output_tokens);
+        self.unpriced += u64::from(charge.micros.is_none());
+        self.last_at = self.last_at.max(last_at);
+        self.release = self.release.saturating_add(release);
+    }
 }
 
 /// The rows one settlement touches, each once (as `settle_inner` computes them).
@@ -452,51 +577,6 @@ fn settle_plan(
         }
     }
     Ok((rows, reserved, charge, last_at))
-}
-
-/// Applies one settlement's rows inside `tx` and reads back its caps' status.
-fn settle_rows(
-    tx: &rusqlite::Transaction<'_>,
-    rows: &[OwnedRow],
-    reserved: &[ReservedCap],
-    charge: &Charge,
-    last_at: u64,
-) -> Result<Vec<CapStatus>, Fail> {
-    {
-        {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO spend (scope, subject, period, bucket, spent_micros, requests,
-                     input_tokens, output_tokens, unpriced_requests, last_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (scope, subject, period, bucket) DO UPDATE SET
-                     spent_micros = spent_micros + excluded.spent_micros,
-                     reserved_micros = max(reserved_micros - ?10, 0),
-                     requests = requests + 1,
-                     input_tokens = input_tokens + excluded.input_tokens,
-                     output_tokens = output_tokens + excluded.output_tokens,
-                     unpriced_requests = unpriced_requests + excluded.unpriced_requests,
-                     last_at = max(last_at, excluded.last_at)",
-            )?;
-            for row in rows {
-                upsert.execute(params![
-                    row.scope.name(),
-                    row.subject,
-                    row.period.name(),
-                    row.bucket,
-                    charge.micros.unwrap_or(0),
-                    to_sql_int(charge.input_tokens),
-                    to_sql_int(charge.output_tokens),
-                    i64::from(charge.micros.is_none()),
-                    to_sql_int(last_at),
-                    row.release,
-                ])?;
-            }
-        }
-    }
-    reserved
-        .iter()
-        .map(|rc| read_status(tx, &rc.cap, &rc.bucket))
-        .collect::<Result<Vec<_>, _>>()
 }
 
 impl SqliteStore {

@@ -635,6 +635,18 @@ fn a_settled_batch_counts_exactly_like_settling_one_by_one() {
                 charge: priced(5_000),
                 at: noon(),
             },
+            // Unpriced, and later: counted in `unpriced_requests`, and `last_at` moves on.
+            warden_state::Settlement {
+                reservation: None,
+                subjects: bot(),
+                charge: Charge {
+                    micros: None,
+                    input_tokens: 7,
+                    output_tokens: 3,
+                    model: None,
+                },
+                at: noon() + std::time::Duration::from_secs(60),
+            },
         ];
         if i == 0 {
             for s in list {
@@ -646,10 +658,33 @@ fn a_settled_batch_counts_exactly_like_settling_one_by_one() {
             items = store.settle_batch(list).unwrap();
         }
     }
-    assert_eq!(items.len(), 3);
+    assert_eq!(items.len(), 4);
+    for item in &items[..2] {
+        assert_eq!(
+            (item[0].spent_micros, item[0].reserved_micros),
+            (200_000, 0),
+            "statuses are read after the batch"
+        );
+    }
+    assert!(items[2].is_empty() && items[3].is_empty());
+    // Every row, every column: summing a batch per row changes nothing.
+    let (all_a, all_b) = (
+        a.spend(&SpendFilter::default()).unwrap(),
+        b.spend(&SpendFilter::default()).unwrap(),
+    );
+    assert_eq!(all_a, all_b);
+    // One by one goes through the same code with batches of one, so pin the sums too.
+    let session = row(&b, Scope::Session, "s1", Period::Total, "total");
     assert_eq!(
-        items[1][0].spent_micros, 200_000,
-        "statuses are read after each settlement"
+        (
+            session.spent_micros,
+            session.requests,
+            session.input_tokens,
+            session.output_tokens,
+            session.unpriced_requests,
+            session.last_at,
+        ),
+        (200_000, 3, 207, 23, 1, NOON + 60)
     );
     for (scope, subject, period, bucket) in [
         (Scope::Agent, "bot", Period::Total, "total"),
