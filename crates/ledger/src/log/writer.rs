@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::PathBuf;
@@ -230,19 +231,25 @@ impl Writer {
         self.scratch.clear();
         let mut staged = Vec::with_capacity(batch.len());
         let mut offsets = Vec::with_capacity(batch.len() * 8);
+        let mut members = String::with_capacity(96);
         for (k, p) in batch.iter().enumerate() {
             let index = start_size + k as u64;
             let start = begin_record(&mut self.buf);
             let prev = self.state.sessions.get(&p.key).copied();
-            let index_member = format!("\"index\":{index}");
-            let prev_member = match prev {
-                Some(h) => format!("\"prev\":\"{}\"", h.to_hex()),
-                None => "\"prev\":null".to_owned(),
-            };
+            // Both members go into one reused buffer: this loop runs once per entry.
+            members.clear();
+            let _ = write!(members, "\"index\":{index}");
+            let index_end = members.len();
+            match prev {
+                Some(h) => {
+                    let _ = write!(members, "\"prev\":\"{}\"", h.to_hex());
+                }
+                None => members.push_str("\"prev\":null"),
+            }
             p.split.assemble(
                 &[
-                    index_member.as_bytes(),
-                    prev_member.as_bytes(),
+                    &members.as_bytes()[..index_end],
+                    &members.as_bytes()[index_end..],
                     &p.session_member,
                 ],
                 &mut self.buf,
@@ -279,21 +286,21 @@ impl Writer {
         self.state
             .hashes
             .write_all(&self.scratch)
-            .map_err(io_err(context("tree.hashes")))?;
+            .map_err(|e| io_err(context("tree.hashes"))(e))?;
         self.state
             .offsets
             .write_all(&offsets)
-            .map_err(io_err(context("entries.offsets")))?;
+            .map_err(|e| io_err(context("entries.offsets"))(e))?;
         let cp_record = &self.buf[cp_start..];
         self.state
             .checkpoints
             .write_all(cp_record)
-            .map_err(io_err(context("checkpoints")))?;
+            .map_err(|e| io_err(context("checkpoints"))(e))?;
         self.state.checkpoints_len += cp_record.len() as u64;
         if let Some(anchor) = &mut self.state.anchor {
             anchor
                 .write_all(cp_record)
-                .map_err(io_err(context("the anchor")))?;
+                .map_err(|e| io_err(context("the anchor"))(e))?;
         }
         let checkpoint = Arc::new(checkpoint);
         self.reader
@@ -326,7 +333,7 @@ impl Writer {
         self.state
             .segment
             .write_all(&self.buf)
-            .map_err(io_err(context("writing")))?;
+            .map_err(|e| io_err(context("writing"))(e))?;
         #[cfg(test)]
         if let Some(hook) = &self.opts.fault {
             (hook.0)(FaultPoint::SegmentSync).map_err(io_err(context("syncing")))?;
@@ -334,7 +341,7 @@ impl Writer {
         self.state
             .segment
             .sync_data()
-            .map_err(io_err(context("syncing")))
+            .map_err(|e| io_err(context("syncing"))(e))
     }
 
     /// Closes the active segment: syncs the derived files, starts a new segment at the current
