@@ -578,6 +578,10 @@ fn build() -> Engine {
     let mut quads = Box::new([0u64; 1024]);
     let mut by_first = vec![Vec::new(); 256];
     for (p, t) in triggers.iter().enumerate() {
+        assert!(
+            t[0].is_ascii_alphabetic() || t[0] == b'_' || punct_start(t[0]),
+            "injection trigger {t:?} starts with a byte the word-start pass skips"
+        );
         by_first[usize::from(t[0])].push(p);
         if punct_start(t[0]) {
             continue;
@@ -618,10 +622,12 @@ impl Engine {
         let mut prev_word = 0u64;
         for (block, chunk) in text.chunks(64).enumerate() {
             let base = block * 64;
-            let (words, puncts) = crate::swar::words_and_brackets(chunk);
+            let (words, firsts) = crate::swar::words_and_trigger_starts(chunk);
             let starts = words & !((words << 1) | prev_word);
             prev_word = words >> 63;
-            let mut todo = starts | puncts;
+            // Word starts that can begin a trigger (not digits), and the punctuation that can
+            // (`firsts` outside words).
+            let mut todo = firsts & (starts | !words);
             while todo != 0 {
                 let j = todo.trailing_zeros() as usize;
                 todo &= todo - 1;

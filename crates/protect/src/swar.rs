@@ -85,11 +85,16 @@ fn block_masks<const N: usize>(block: &[u8], f: impl Fn(Lanes) -> [u64; N]) -> [
     out
 }
 
-/// Masks of ASCII word bytes (`[A-Za-z0-9_]`) and of `#`, `<`, `[` in a block of at most 64
-/// bytes.
-pub(crate) fn words_and_brackets(block: &[u8]) -> (u64, u64) {
-    let [w, p] = block_masks(block, |l| [l.word(), l.eq(b'#') | l.eq(b'<') | l.eq(b'[')]);
-    (w, p)
+/// Masks of ASCII word bytes (`[A-Za-z0-9_]`) and of the bytes that may start an injection
+/// trigger (`[A-Za-z_]`, `#`, `<`, `[`: no trigger starts with a digit, and on text dense with
+/// numbers most word starts are digits) in a block of at most 64 bytes.
+pub(crate) fn words_and_trigger_starts(block: &[u8]) -> (u64, u64) {
+    let [w, t] = block_masks(block, |l| {
+        let digit = l.range(b'0', b'9');
+        let word = l.word();
+        [word, (word & !digit) | l.eq(b'#') | l.eq(b'<') | l.eq(b'[')]
+    });
+    (w, t)
 }
 
 /// Masks of the bytes that make a chunk a detector candidate (ASCII digits, `@`, `%`, `:`, `=`)
@@ -132,15 +137,16 @@ mod tests {
                 block[lane] = c;
                 for len in [64, lane + 1] {
                     let b = &block[..len];
-                    let (w, p) = words_and_brackets(b);
+                    let (w, t) = words_and_trigger_starts(b);
                     assert_eq!(
                         w,
                         scalar(b, |c| c.is_ascii_alphanumeric() || c == b'_'),
                         "{c:#x}@{lane}"
                     );
                     assert_eq!(
-                        p,
-                        scalar(b, |c| matches!(c, b'#' | b'<' | b'[')),
+                        t,
+                        scalar(b, |c| c.is_ascii_alphabetic()
+                            || matches!(c, b'_' | b'#' | b'<' | b'[')),
                         "{c:#x}@{lane}"
                     );
                     let (hot, solid) = candidates_and_solid(b);

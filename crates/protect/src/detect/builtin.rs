@@ -503,6 +503,12 @@ fn stripped(s: &str, keep: impl Fn(u8) -> bool) -> Stripped {
     out
 }
 
+/// Whether `needle` occurs in `hay`: a plain scan, since checks look for two to five bytes in
+/// a candidate of a few dozen, where `str::contains` spent more building its searcher.
+fn has_bytes(hay: &str, needle: &[u8]) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w == needle)
+}
+
 fn digits_of(s: &str) -> Stripped {
     stripped(s, |c| c.is_ascii_digit())
 }
@@ -530,8 +536,8 @@ fn email(s: &str, mut a: usize, e: usize) -> Found {
         a += 1;
     }
     let v = &s[a..e];
-    let at = v.find('@')?;
-    if at == 0 || at > 64 || v.len() > 254 || v[..at].contains("..") {
+    let at = memchr::memchr(b'@', v.as_bytes())?;
+    if at == 0 || at > 64 || v.len() > 254 || has_bytes(&v[..at], b"..") {
         return None;
     }
     let domain = &v[at + 1..];
@@ -552,13 +558,14 @@ fn db_url(s: &str, a: usize, mut e: usize) -> Found {
     if v.len() > TOKEN_CAP {
         return None;
     }
-    let creds = &v[v.find("://")? + 3..v.find('@')?];
-    let pass = &creds[creds.find(':')? + 1..];
+    let vb = v.as_bytes();
+    let scheme_end = vb.windows(3).position(|w| w == b"://")? + 3;
+    let creds = &v[scheme_end..memchr::memchr(b'@', vb)?];
+    let pass = &creds[memchr::memchr(b':', creds.as_bytes())? + 1..];
     let placeholder = pass.starts_with(['$', '<', '{', '*', '%'])
-        || matches!(
-            pass.to_ascii_lowercase().as_str(),
-            "password" | "pass" | "changeme" | "xxx" | "secret"
-        );
+        || ["password", "pass", "changeme", "xxx", "secret"]
+            .iter()
+            .any(|p| pass.eq_ignore_ascii_case(p));
     (!pass.is_empty() && !placeholder).then_some((K::DB_URL as usize, a, e))
 }
 
@@ -593,6 +600,26 @@ const TEST_CARDS: &[&str] = &[
     "5019717010103742",
 ];
 
+/// [`TEST_CARDS`] as (digit count, value): a candidate is compared as one number instead of by
+/// a string comparison with each.
+static TEST_CARD_VALUES: LazyLock<Vec<(usize, u64)>> = LazyLock::new(|| {
+    TEST_CARDS
+        .iter()
+        .map(|t| (t.len(), digit_value(t)))
+        .collect()
+});
+
+/// The value of at most 19 ASCII digits.
+fn digit_value(d: &str) -> u64 {
+    d.bytes()
+        .fold(0u64, |v, c| v * 10 + u64::from(c.wrapping_sub(b'0')))
+}
+
+fn is_test_card(d: &str) -> bool {
+    let key = (d.len(), digit_value(d));
+    TEST_CARD_VALUES.contains(&key)
+}
+
 fn card_issuer_ok(d: &str) -> bool {
     let n = d.len();
     let p = |k: usize| d[..k].parse::<u32>().unwrap_or(0);
@@ -624,7 +651,8 @@ fn card_ok(s: &str, a: usize, e: usize) -> Option<usize> {
         return None;
     }
     let d = digits_of(v);
-    if !(13..=19).contains(&d.len()) || !card_issuer_ok(&d) || !validate::luhn(&d) {
+    let d: &str = &d;
+    if !(13..=19).contains(&d.len()) || !card_issuer_ok(d) || !validate::luhn(d) {
         return None;
     }
     // Grouped numbers start with a group of 4 and never have a group longer than 6.
@@ -638,7 +666,7 @@ fn card_ok(s: &str, a: usize, e: usize) -> Option<usize> {
     if uniform {
         return None;
     }
-    Some(if TEST_CARDS.contains(&&*d) {
+    Some(if is_test_card(d) {
         K::CARD_TEST as usize
     } else {
         K::CARD as usize
@@ -691,11 +719,20 @@ fn card(s: &str, a: usize, e: usize) -> Found {
 }
 
 fn looks_like_date(d: &str) -> bool {
-    let parts: Vec<&str> = d.split(['-', '.', '/', ' ']).collect();
-    parts.len() == 3
-        && parts.iter().all(|p| p.bytes().all(|c| c.is_ascii_digit()))
-        && ((parts[0].len() == 4 && parts[1].len() <= 2 && parts[2].len() <= 2)
-            || (parts[0].len() <= 2 && parts[1].len() <= 2 && matches!(parts[2].len(), 2 | 4)))
+    // Three all-digit parts, their lengths kept on the stack (this runs for every phone-shaped
+    // candidate).
+    let mut lens = [0usize; 3];
+    let mut n = 0;
+    for part in d.split(['-', '.', '/', ' ']) {
+        if n == 3 || !part.bytes().all(|c| c.is_ascii_digit()) {
+            return false;
+        }
+        lens[n] = part.len();
+        n += 1;
+    }
+    n == 3
+        && ((lens[0] == 4 && lens[1] <= 2 && lens[2] <= 2)
+            || (lens[0] <= 2 && lens[1] <= 2 && matches!(lens[2], 2 | 4)))
 }
 
 fn phone(s: &str, a: usize, e: usize) -> Found {
@@ -732,6 +769,7 @@ fn phone(s: &str, a: usize, e: usize) -> Found {
     if v.starts_with('+') {
         // E.164: country code plus subscriber number, at least one separator-free run of 2+.
         let d = digits_of(v);
+        let d: &str = &d;
         if d.len() < 8 || d.bytes().all(|c| c == d.as_bytes()[0]) {
             return None;
         }
@@ -811,7 +849,7 @@ fn ipv6(s: &str, a: usize, e: usize) -> Found {
         return None;
     }
     let groups = v.split(':').filter(|g| !g.is_empty()).count();
-    let compressed = v.contains("::");
+    let compressed = has_bytes(v, b"::");
     if (compressed && groups < 3) || !v.bytes().any(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -834,11 +872,12 @@ fn twelve_digits(s: &str, a: usize, e: usize) -> Found {
         return None;
     }
     let d = digits_of(v);
+    let d: &str = &d;
     if d.bytes().all(|c| c == d.as_bytes()[0]) {
         return None;
     }
-    let aadhaar = d.as_bytes()[0] >= b'2' && validate::verhoeff(&d);
-    let my_number = validate::jp_my_number(&d);
+    let aadhaar = d.as_bytes()[0] >= b'2' && validate::verhoeff(d);
+    let my_number = validate::jp_my_number(d);
     // Both checks pass for about one number in eleven; the words before it decide.
     if aadhaar
         && my_number
@@ -920,9 +959,10 @@ fn de_steuer(s: &str, a: usize, e: usize) -> Found {
 
 fn nl_bsn(s: &str, a: usize, e: usize) -> Found {
     let d = digits_of(&s[a..e]);
+    let d: &str = &d;
     (no_dash_neighbours(s, a, e)
         && !d.bytes().all(|c| c == d.as_bytes()[0])
-        && validate::elfproef(&d))
+        && validate::elfproef(d))
     .then_some((K::NL_BSN as usize, a, e))
 }
 
@@ -1016,7 +1056,7 @@ fn jwt(s: &str, a: usize, e: usize) -> Found {
         .decode(header.trim_end_matches('='))
         .ok()?;
     let json = std::str::from_utf8(&decoded).ok()?;
-    (json.trim_start().starts_with('{') && json.contains("\"alg\"")).then_some((
+    (json.trim_start().starts_with('{') && has_bytes(json, b"\"alg\"")).then_some((
         K::JWT as usize,
         a,
         e,
@@ -1072,8 +1112,8 @@ pub(crate) fn generic_value_ok(v: &str) -> bool {
         return false;
     }
     if v.starts_with(['$', '%', '<', '{', '[', '@', '&', '*', '#'])
-        || v.contains("${")
-        || v.contains("{{")
+        || has_bytes(v, b"${")
+        || has_bytes(v, b"{{")
     {
         return false;
     }

@@ -345,12 +345,8 @@ impl Scanner {
                     }
                     continue;
                 }
-                let need = det.need;
-                let inside = |a: usize, e: usize| {
-                    let i = group.partition_point(|w| w.start <= a);
-                    i > 0 && e <= group[i - 1].end && group[i - 1].flags & need != 0
-                };
-                self.run_builtin(s, det, gs, ge, &inside, raw);
+                let at = WindowCursor::new(group);
+                self.run_builtin(s, det, gs, ge, &|a, e| at.holds(a, e, det.need), raw);
             }
             if decode {
                 for w in group.iter().filter(|w| w.flags & (F_LONG | F_PCT) != 0) {
@@ -856,12 +852,13 @@ fn windows_with(s: &str, decode: bool, skip: bool) -> Vec<Window> {
     let mut force = 0u8;
     let mut i = 0;
     let mut prev_end = 0;
+    let mut candidates = Candidates::default();
     while i < n {
         if skip && cur.is_none() && pending.is_none() && force == 0 {
             // Nothing open: jump to the chunk holding the next byte that can start a window,
             // then back over the short glue chunks just before it ("+1" of "+1 415-555-…")
             // that the chunk loop would have kept pending, never before `i`.
-            let Some(next) = next_candidate(b, i) else {
+            let Some(next) = candidates.next(b, i) else {
                 break;
             };
             let mut j = next;
@@ -1010,36 +1007,63 @@ fn windows_with(s: &str, decode: bool, skip: bool) -> Vec<Window> {
     out
 }
 
-/// The first position at or after `from` holding a byte that makes a chunk interesting (digit,
-/// `@`, `%`, `:` or `=`) or ending the 20th byte of a run without whitespace ([`LONG_CHUNK`]).
-///
-/// Blocks of 64 bytes become bit masks in a branch-free pass, so prose without such bytes costs
-/// a few instructions per byte instead of the chunk loop's branch per word.
-fn next_candidate(b: &[u8], from: usize) -> Option<usize> {
-    const _: () = assert!(LONG_CHUNK <= 64);
-    let mut prev_solid: u64 = 0;
-    let mut base = from;
-    while base < b.len() {
-        let block = &b[base..(base + 64).min(b.len())];
-        let (hot, solid) = crate::swar::candidates_and_solid(block);
-        // Bit 64 + j of `r` is set when the LONG_CHUNK bytes ending at j are all non-space
-        // (the previous block's bits sit below, so runs crossing blocks count).
-        let mut r = (u128::from(solid) << 64) | u128::from(prev_solid);
-        let mut width = 1;
-        while width * 2 <= LONG_CHUNK {
-            r &= r << width;
-            width *= 2;
+/// Finds the next byte that can start a window, keeping the masks of the last 64-byte block it
+/// classified: on text dense with candidates the next jump often lands in the same block, which
+/// was classified again from each jump's own offset (a sixteenth of all instructions).
+#[derive(Default)]
+struct Candidates {
+    /// (block index, candidate bytes, non-whitespace bytes, ends of [`LONG_CHUNK`] runs).
+    last: Option<(usize, u64, u64, u64)>,
+}
+
+impl Candidates {
+    /// The first position at or after `from` holding a byte that makes a chunk interesting
+    /// (digit, `@`, `%`, `:` or `=`) or ending the 20th byte of a run without whitespace
+    /// ([`LONG_CHUNK`]). `from` is 0 or holds whitespace, so no run from before it counts.
+    ///
+    /// Aligned blocks of 64 bytes become bit masks in a branch-free pass, so prose without such
+    /// bytes costs a few instructions per byte instead of the chunk loop's branch per word;
+    /// the last block's masks are kept for the next jump, which on dense text often lands in
+    /// the same block.
+    fn next(&mut self, b: &[u8], from: usize) -> Option<usize> {
+        const _: () = assert!(LONG_CHUNK <= 64);
+        let mut k = from / 64;
+        while k * 64 < b.len() {
+            let (hot, long) = match self.last {
+                Some((ck, hot, _, long)) if ck == k => (hot, long),
+                prev => {
+                    let (hot, solid) =
+                        crate::swar::candidates_and_solid(&b[k * 64..(k * 64 + 64).min(b.len())]);
+                    // A run crossing into this block counts only when the previous block was
+                    // classified on the way here; otherwise `from` is in this block and no
+                    // run before it matters.
+                    let prev_solid = match prev {
+                        Some((pk, _, ps, _)) if pk + 1 == k => ps,
+                        _ => 0,
+                    };
+                    // Bit 64 + j of `r` is set when the LONG_CHUNK bytes ending at j are all
+                    // non-space (the previous block's bits sit below).
+                    let mut r = (u128::from(solid) << 64) | u128::from(prev_solid);
+                    let mut width = 1;
+                    while width * 2 <= LONG_CHUNK {
+                        r &= r << width;
+                        width *= 2;
+                    }
+                    r &= r << (LONG_CHUNK - width);
+                    let long = (r >> 64) as u64 & solid;
+                    self.last = Some((k, hot, solid, long));
+                    (hot, long)
+                }
+            };
+            let off = from.saturating_sub(k * 64);
+            let found = (hot | long) >> off << off;
+            if off < 64 && found != 0 {
+                return Some(k * 64 + found.trailing_zeros() as usize);
+            }
+            k += 1;
         }
-        r &= r << (LONG_CHUNK - width);
-        let long = (r >> 64) as u64 & solid;
-        let found = hot | long;
-        if found != 0 {
-            return Some(base + found.trailing_zeros() as usize);
-        }
-        prev_solid = if block.len() == 64 { solid } else { 0 };
-        base += block.len();
+        None
     }
-    None
 }
 
 /// Runs a family over a group of windows. Every member matching at a candidate's start is
@@ -1054,14 +1078,44 @@ fn run_family(
     ge: usize,
     push: &mut dyn FnMut(usize, usize, usize),
 ) {
+    run_family_with(fam, s, hay, group, gs, ge, true, push);
+}
+
+/// [`run_family`], with the jump to the family's next window switchable so a test can prove
+/// the jump changes nothing.
+///
+/// Only a match starting inside a window with the family's feature is kept, and the leftmost
+/// match from any position before that window's start is the leftmost match from the start
+/// itself when no match begins in between that could be kept. So when the search position
+/// falls outside every such window it moves to the next one's start, and the lazy DFA no
+/// longer crosses the prose before it.
+#[allow(clippy::too_many_arguments)]
+fn run_family_with(
+    fam: &builtin::Family,
+    s: &str,
+    hay: &str,
+    group: &[Window],
+    gs: usize,
+    ge: usize,
+    jump: bool,
+    push: &mut dyn FnMut(usize, usize, usize),
+) {
     use regex_automata::{Anchored, Input, PatternSet};
-    let inside = |a: usize, e: usize| {
-        let i = group.partition_point(|w| w.start <= a);
-        i > 0 && e <= group[i - 1].end && group[i - 1].flags & fam.need != 0
-    };
+    let at = WindowCursor::new(group);
+    let inside = |a: usize, e: usize| at.holds(a, e, fam.need);
     let mut set = PatternSet::new(fam.members.len());
     let mut pos = gs;
+    let mut wi = 0;
     while pos < ge {
+        if jump {
+            while wi < group.len() && (group[wi].end <= pos || group[wi].flags & fam.need == 0) {
+                wi += 1;
+            }
+            let Some(w) = group.get(wi) else {
+                break;
+            };
+            pos = pos.max(w.start);
+        }
         let Some(m) = fam.first.search(&Input::new(hay).range(pos..ge)) else {
             break;
         };
@@ -1117,6 +1171,38 @@ fn run_family(
                 p
             }
         };
+    }
+}
+
+/// Answers "is `[a, e)` inside one window having feature `need`" for a group of windows, for
+/// spans whose starts mostly increase (each detector reports in order): a cursor walks forward
+/// instead of a binary search per candidate.
+struct WindowCursor<'g> {
+    group: &'g [Window],
+    k: std::cell::Cell<usize>,
+}
+
+impl<'g> WindowCursor<'g> {
+    fn new(group: &'g [Window]) -> Self {
+        WindowCursor {
+            group,
+            k: std::cell::Cell::new(0),
+        }
+    }
+
+    fn holds(&self, a: usize, e: usize, need: u8) -> bool {
+        let g = self.group;
+        let mut k = self.k.get();
+        if g.get(k).is_some_and(|w| w.start > a) {
+            k = 0;
+        }
+        // The last window starting at or before `a`.
+        while k + 1 < g.len() && g[k + 1].start <= a {
+            k += 1;
+        }
+        self.k.set(k);
+        g.get(k)
+            .is_some_and(|w| w.start <= a && e <= w.end && w.flags & need != 0)
     }
 }
 

@@ -1031,3 +1031,71 @@ fn email_search_equals_the_regex() {
     }
     assert!(matches > 1500, "only {matches} matches were compared");
 }
+
+/// A family's search jumps over the text between its windows (and after a candidate that failed
+/// outside them, straight to the next window); it must report exactly what the search from
+/// every position reports, on text mixing candidates of both families with prose, glue and
+/// near-misses.
+#[test]
+fn jumping_between_family_windows_finds_the_same_values() {
+    const PIECES: &[&str] = &[
+        "+1 415-555-2671",
+        "(020) 7946 0958",
+        "4532 0151 1283 0366",
+        "GB82 WEST 1234 5698 7654 32",
+        "ABCDEF",
+        "536-90-4399",
+        "192.168.1.20",
+        "2001:db8::8a2e:370:7334",
+        "2024-01-15T10:30:00Z",
+        "AB 12 34 56 C",
+        "12345678Z",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz",
+        "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+        "v1.2.3",
+        "12345-678",
+        "the",
+        "model",
+        "-",
+        "+1",
+        "1",
+        "#",
+        "::",
+        "é",
+        "東京",
+    ];
+    const GAPS: &[&str] = &[" ", " ", "  ", "    ", "\n", ""];
+    let mut rng = Rng(0x2545_F491_4F6C_DD1Du64);
+    let mut next = || rng.next();
+    let mut found = 0;
+    for _ in 0..3000 {
+        let mut text = String::new();
+        for _ in 0..(1 + next() % 24) {
+            text.push_str(PIECES[next() % PIECES.len()]);
+            text.push_str(GAPS[next() % GAPS.len()]);
+        }
+        let wins = windows(&text, false);
+        for group in groups(&wins) {
+            let (gs, ge) = (group[0].start, group[group.len() - 1].end);
+            for fam in FAMILIES.iter() {
+                let mut runs = [Vec::new(), Vec::new()];
+                for (jump, got) in [true, false].into_iter().zip(runs.iter_mut()) {
+                    run_family_with(
+                        fam,
+                        &text,
+                        &text[..ge],
+                        group,
+                        gs,
+                        ge,
+                        jump,
+                        &mut |k, a, e| got.push((k, a, e)),
+                    );
+                }
+                assert_eq!(runs[0], runs[1], "{text:?}");
+                found += runs[0].len();
+            }
+        }
+    }
+    assert!(found > 10_000, "only {found} values were compared");
+}
