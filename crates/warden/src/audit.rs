@@ -129,6 +129,10 @@ fn open_with(
     opts.batch_max_wait = a.batch_max_wait;
     opts.segment_bytes = a.segment_size;
     opts.anchor = a.anchor.clone();
+    // Each admitted request has at most one append queued at a time; the rest is events.
+    opts.queue_capacity = opts
+        .queue_capacity
+        .max(config.limits.max_concurrent_requests.saturating_mul(2));
     let dir = config.ledger_dir();
     Ledger::open(&dir, opts).map_err(|source| OpenError::Ledger {
         dir: dir.display().to_string(),
