@@ -2,6 +2,7 @@
 //! docs and `bench/README.md`).
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -98,17 +99,23 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let report = runtime.block_on(warden_loadgen::run(&config))?;
-    if args.json {
-        println!("{}", report.to_json());
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        writeln!(out, "{}", report.to_json())
     } else {
-        print_summary(&report);
+        print_summary(&mut out, &report)
+    };
+    match written {
+        // A reader that stopped early (`warden-loadgen … | head -1`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
-fn print_summary(r: &Report) {
+fn print_summary(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     let ms = |us: u64| us as f64 / 1000.0;
-    println!(
+    writeln!(
+        out,
         "{} requests in {:.2}s ({:.1} req/s), {} errors, conns {}{}",
         r.requests,
         r.duration_s,
@@ -116,9 +123,10 @@ fn print_summary(r: &Report) {
         r.errors,
         r.conns,
         r.rate.map(|x| format!(", rate {x}/s")).unwrap_or_default()
-    );
+    )?;
     for (name, s) in [("ttfb", r.ttfb), ("ttlb", r.ttlb)] {
-        println!(
+        writeln!(
+            out,
             "{name}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  mean {:.3} ms",
             ms(s.p50),
             ms(s.p90),
@@ -126,9 +134,10 @@ fn print_summary(r: &Report) {
             ms(s.p999),
             ms(s.max),
             s.mean / 1000.0
-        );
+        )?;
     }
     if let Some(e) = &r.first_error {
-        println!("first error: {e}");
+        writeln!(out, "first error: {e}")?;
     }
+    Ok(())
 }
