@@ -393,34 +393,15 @@ impl SqliteStore {
             .into_iter()
             .map(settle_plan)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut merged: Vec<MergedRow> = Vec::new();
-        let mut index: HashMap<RowKey, usize> = HashMap::new();
-        for (rows, _, charge, last_at) in &plans {
+        let mut sums: HashMap<RowKey, RowSums> = HashMap::new();
+        let mut reserved = Vec::with_capacity(plans.len());
+        for (rows, caps, charge, last_at) in plans {
             for row in rows {
-                let key = RowKey {
-                    scope: row.scope,
-                    subject: row.subject.clone(),
-                    period: row.period,
-                    bucket: row.bucket.clone(),
-                };
-                let i = *index.entry(key).or_insert_with(|| {
-                    merged.push(MergedRow {
-                        scope: row.scope,
-                        subject: row.subject.clone(),
-                        period: row.period,
-                        bucket: row.bucket.clone(),
-                        spent: 0,
-                        requests: 0,
-                        input_tokens: 0,
-                        output_tokens: 0,
-                        unpriced: 0,
-                        last_at: 0,
-                        release: 0,
-                    });
-                    merged.len() - 1
-                });
-                merged[i].add(row.release, charge, *last_at);
+                sums.entry(row.key)
+                    .or_default()
+                    .add(row.release, &charge, last_at);
             }
+            reserved.push(caps);
         }
 
         let mut conn = lock(&self.writer);
@@ -439,12 +420,12 @@ impl SqliteStore {
                      unpriced_requests = unpriced_requests + excluded.unpriced_requests,
                      last_at = max(last_at, excluded.last_at)",
             )?;
-            for row in &merged {
+            for (key, row) in &sums {
                 upsert.execute(params![
-                    row.scope.name(),
-                    row.subject,
-                    row.period.name(),
-                    row.bucket,
+                    key.scope.name(),
+                    key.subject,
+                    key.period.name(),
+                    key.bucket,
                     row.spent,
                     to_sql_int(row.requests),
                     to_sql_int(row.input_tokens),
@@ -457,10 +438,10 @@ impl SqliteStore {
         }
         // A batch names few distinct caps: a list beats hashing the whole `Cap`.
         let mut statuses: Vec<(&ReservedCap, CapStatus)> = Vec::new();
-        let mut out = Vec::with_capacity(plans.len());
-        for (_, reserved, _, _) in &plans {
-            let mut item = Vec::with_capacity(reserved.len());
-            for rc in reserved {
+        let mut out = Vec::with_capacity(reserved.len());
+        for caps in &reserved {
+            let mut item = Vec::with_capacity(caps.len());
+            for rc in caps {
                 let known = statuses
                     .iter()
                     .find(|(seen, _)| seen.cap == rc.cap && seen.bucket == rc.bucket);
@@ -476,7 +457,6 @@ impl SqliteStore {
             }
             out.push(item);
         }
-        drop(statuses);
         tx.commit()?;
         Ok(out)
     }
@@ -484,10 +464,7 @@ impl SqliteStore {
 
 /// A spend row one settlement touches, and how much reservation it gives back.
 struct OwnedRow {
-    scope: Scope,
-    subject: String,
-    period: Period,
-    bucket: String,
+    key: RowKey,
     release: Micros,
 }
 
@@ -501,11 +478,8 @@ struct RowKey {
 }
 
 /// What a batch of settlements adds to one spend row.
-struct MergedRow {
-    scope: Scope,
-    subject: String,
-    period: Period,
-    bucket: String,
+#[derive(Default)]
+struct RowSums {
     spent: Micros,
     requests: u64,
     input_tokens: u64,
@@ -515,7 +489,7 @@ struct MergedRow {
     release: Micros,
 }
 
-impl MergedRow {
+impl RowSums {
     fn add(&mut self, release: Micros, charge: &Charge, last_at: u64) {
         self.spent = self.spent.saturating_add(charge.micros.unwrap_or(0));
         self.requests += 1;
@@ -547,31 +521,32 @@ fn settle_plan(
         None => (last_at, 0, Vec::new()),
     };
     let mut rows: Vec<OwnedRow> = Vec::with_capacity(reserved.len() + 15);
-    let same = |a: &OwnedRow, b: &OwnedRow| {
-        a.scope == b.scope && a.subject == b.subject && a.period == b.period && a.bucket == b.bucket
-    };
     for rc in &reserved {
         let row = OwnedRow {
-            scope: rc.cap.scope,
-            subject: rc.cap.subject.clone(),
-            period: rc.cap.period,
-            bucket: rc.bucket.clone(),
+            key: RowKey {
+                scope: rc.cap.scope,
+                subject: rc.cap.subject.clone(),
+                period: rc.cap.period,
+                bucket: rc.bucket.clone(),
+            },
             release: amount,
         };
-        if !rows.iter().any(|r| same(r, &row)) {
+        if !rows.iter().any(|r| r.key == row.key) {
             rows.push(row);
         }
     }
     for (scope, subject) in subjects.known() {
         for period in Period::ALL {
             let row = OwnedRow {
-                scope,
-                subject: subject.to_string(),
-                period,
-                bucket: bucket(period, at),
+                key: RowKey {
+                    scope,
+                    subject: subject.to_string(),
+                    period,
+                    bucket: bucket(period, at),
+                },
                 release: 0,
             };
-            if !rows.iter().any(|r| same(r, &row)) {
+            if !rows.iter().any(|r| r.key == row.key) {
                 rows.push(row);
             }
         }
