@@ -146,11 +146,18 @@ impl From<JcsError> for LedgerError {
 }
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> LedgerError {
-    let context = context.into();
+    // Converted only on error: a literal context costs nothing on the success path.
     move |source| LedgerError::Io {
-        context,
+        context: context.into(),
         source: Arc::new(source),
     }
+}
+
+/// [`io_err`] with a context that is formatted only on error (for the writer's per-batch paths).
+pub(crate) fn io_err_with(
+    context: impl FnOnce() -> String,
+) -> impl FnOnce(io::Error) -> LedgerError {
+    move |source| io_err(context())(source)
 }
 
 /// Told about every committed batch, on the writer thread: keep it cheap and non-blocking.

@@ -24,6 +24,7 @@ use super::reader::{FileHashes, LedgerReader};
 use super::recover::{State, create_segment, write_manifest};
 use super::{
     Appended, BatchStats, Health, LedgerError, LedgerOptions, Prepared, Request, Waiter, io_err,
+    io_err_with,
 };
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::tree::{Hash, HashReader, stored_hash_count};
@@ -286,21 +287,21 @@ impl Writer {
         self.state
             .hashes
             .write_all(&self.scratch)
-            .map_err(|e| io_err(context("tree.hashes"))(e))?;
+            .map_err(io_err_with(|| context("tree.hashes")))?;
         self.state
             .offsets
             .write_all(&offsets)
-            .map_err(|e| io_err(context("entries.offsets"))(e))?;
+            .map_err(io_err_with(|| context("entries.offsets")))?;
         let cp_record = &self.buf[cp_start..];
         self.state
             .checkpoints
             .write_all(cp_record)
-            .map_err(|e| io_err(context("checkpoints"))(e))?;
+            .map_err(io_err_with(|| context("checkpoints")))?;
         self.state.checkpoints_len += cp_record.len() as u64;
         if let Some(anchor) = &mut self.state.anchor {
             anchor
                 .write_all(cp_record)
-                .map_err(|e| io_err(context("the anchor"))(e))?;
+                .map_err(io_err_with(|| context("the anchor")))?;
         }
         let checkpoint = Arc::new(checkpoint);
         self.reader
@@ -333,7 +334,7 @@ impl Writer {
         self.state
             .segment
             .write_all(&self.buf)
-            .map_err(|e| io_err(context("writing"))(e))?;
+            .map_err(io_err_with(|| context("writing")))?;
         #[cfg(test)]
         if let Some(hook) = &self.opts.fault {
             (hook.0)(FaultPoint::SegmentSync).map_err(io_err(context("syncing")))?;
@@ -341,7 +342,7 @@ impl Writer {
         self.state
             .segment
             .sync_data()
-            .map_err(|e| io_err(context("syncing"))(e))
+            .map_err(io_err_with(|| context("syncing")))
     }
 
     /// Closes the active segment: syncs the derived files, starts a new segment at the current
