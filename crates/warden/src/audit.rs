@@ -511,7 +511,7 @@ impl BlobStore {
 mod tests {
     use super::BlobStore;
     use crate::pipeline::entry::Blob;
-    use sha2::{Digest, Sha256};
+    use crate::pipeline::record::BodyDigest;
 
     #[test]
     fn the_same_blob_written_at_once_by_many_writers_is_stored_whole() {
@@ -524,10 +524,7 @@ mod tests {
             let bytes = format!("round {round}: a large prompt sent by every agent at once. ")
                 .repeat(2048)
                 .into_bytes();
-            let sha256 = Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>();
+            let sha256 = BodyDigest::of(&bytes).sha256;
             let barrier = std::sync::Barrier::new(8);
             std::thread::scope(|s| {
                 for _ in 0..8 {

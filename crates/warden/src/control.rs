@@ -150,7 +150,7 @@ fn settler(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> std::sync::mpsc::Sen
                     let _ = done.send(());
                 }
                 // Written as they come, settlements under steady load are one wake-up and one
-                // transaction each (a fifth of the gateway's CPU at 3,000 req/s). A pause lets
+                // transaction each (15% of the gateway's CPU at 3,000 req/s). A pause lets
                 // the next batch gather: one upsert per spend row for all of it. Nothing waits
                 // on it but `flush` (status reads, shutdown), which waits at most this long more,
                 // and a reservation only holds its worst case a moment longer.
