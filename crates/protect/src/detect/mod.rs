@@ -1194,7 +1194,9 @@ impl<'g> WindowCursor<'g> {
         let g = self.group;
         let mut k = self.k.get();
         if g.get(k).is_some_and(|w| w.start > a) {
-            k = 0;
+            // A span before the cursor: back to the binary search, so out-of-order spans never
+            // walk the group from its first window again.
+            k = g.partition_point(|w| w.start <= a).saturating_sub(1);
         }
         // The last window starting at or before `a`.
         while k + 1 < g.len() && g[k + 1].start <= a {
