@@ -624,27 +624,32 @@ async fn anchor_command_publishes_signed_checkpoints_off_the_ledger() {
             200
         );
     }
-    // The start event and three exchanges: a checkpoint of size 4 must reach the anchor.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let text = loop {
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
-        if text.contains("size=4") {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "anchor never saw size 4: {text}\n{}",
-            gw.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    // What was published is the signed checkpoint, verifiable with the public key alone.
+    // The start event and three exchanges: a checkpoint of size 4 must reach the anchor, and
+    // what was published is the signed checkpoint, verifiable with the public key alone. The
+    // anchor's `cat` may still be writing when we read, so a note is judged only once it is
+    // whole (a cut note fails to open; the deadline bounds the wait).
     let vkey = stdout(&audit(&gw.data_dir, &["pubkey"])).trim().to_string();
     let verifier = warden_ledger::note::NoteVerifier::from_vkey(&vkey).unwrap();
-    let note_start = text.rfind("size=4\n").unwrap() + "size=4\n".len();
-    let note = &text[note_start..];
-    let cp = warden_ledger::checkpoint::SignedCheckpoint::open(note, &verifier)
-        .expect("a valid signed note");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let cp = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let opened = text.rfind("size=4\n").map(|at| {
+            warden_ledger::checkpoint::SignedCheckpoint::open(
+                &text[at + "size=4\n".len()..],
+                &verifier,
+            )
+        });
+        match opened {
+            Some(Ok(cp)) => break cp,
+            Some(Err(e)) if Instant::now() >= deadline => {
+                panic!("the published size-4 note never verified: {e:?}\n{text}")
+            }
+            None if Instant::now() >= deadline => {
+                panic!("anchor never saw size 4: {text}\n{}", gw.log_text())
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
     assert_eq!(cp.size(), 4);
 }
 
