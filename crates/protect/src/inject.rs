@@ -522,14 +522,44 @@ struct Engine {
     /// A 65,536-bit filter of the triggers' first four bytes (see [`quad`]): a word start whose
     /// bit is clear starts no trigger.
     quads: Box<[u64; 1024]>,
-    /// Triggers by lower-cased first byte.
-    by_first: Vec<Vec<usize>>,
+    /// Triggers by lower-cased first byte, each with its [`Prefix`].
+    by_first: Vec<Vec<(usize, Prefix)>>,
     /// Rules each trigger sends a window to.
     pattern_rules: Vec<Vec<usize>>,
     rules: Vec<Rule>,
 }
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(build);
+
+/// A trigger's first (up to) four bytes with bit 5 set in each, to compare with the same of the
+/// text in one operation before the exact comparison. Equal letters of either case stay equal
+/// under the fold, so a trigger that matches always passes; the words that pass the quad filter
+/// ("with", "response", "order" …) share a first byte with a dozen triggers each, and comparing
+/// every one of those byte by byte was half the cost of the trigger search on dense text.
+#[derive(Clone, Copy)]
+struct Prefix {
+    key: u32,
+    mask: u32,
+}
+
+impl Prefix {
+    fn of(trigger: &[u8]) -> Prefix {
+        let n = trigger.len().min(4);
+        let mask = if n == 4 { u32::MAX } else { (1 << (8 * n)) - 1 };
+        Prefix {
+            key: Prefix::folded(trigger) & mask,
+            mask,
+        }
+    }
+
+    /// The first four bytes of `bytes` (zero-padded) with bit 5 set in each.
+    fn folded(bytes: &[u8]) -> u32 {
+        let mut four = [0u8; 4];
+        let n = bytes.len().min(4);
+        four[..n].copy_from_slice(&bytes[..n]);
+        u32::from_le_bytes(four) | 0x2020_2020
+    }
+}
 
 /// Triggers starting with these bytes skip the filter: they are rare in prose, and "<|" is
 /// shorter than the filter's four bytes.
@@ -582,7 +612,7 @@ fn build() -> Engine {
             t[0].is_ascii_alphabetic() || t[0] == b'_' || punct_start(t[0]),
             "injection trigger {t:?} starts with a byte the word-start pass skips"
         );
-        by_first[usize::from(t[0])].push(p);
+        by_first[usize::from(t[0])].push((p, Prefix::of(t)));
         if punct_start(t[0]) {
             continue;
         }
@@ -650,7 +680,11 @@ impl Engine {
     }
 
     fn compare_at(&self, text: &[u8], i: usize, hit: &mut impl FnMut(usize, usize, usize)) {
-        for &p in &self.by_first[usize::from(text[i].to_ascii_lowercase())] {
+        let folded = Prefix::folded(&text[i..]);
+        for &(p, prefix) in &self.by_first[usize::from(text[i].to_ascii_lowercase())] {
+            if folded & prefix.mask != prefix.key {
+                continue;
+            }
             let t = &self.triggers[p];
             if text.len() - i >= t.len() && text[i..i + t.len()].eq_ignore_ascii_case(t) {
                 hit(i, i + t.len(), p);
