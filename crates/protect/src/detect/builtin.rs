@@ -91,8 +91,18 @@ pub(crate) type ValueAt = fn(&str, usize, usize) -> Option<usize>;
 pub(crate) struct Family {
     /// The window feature all members need.
     pub need: u8,
-    /// Leftmost-first search for the next candidate of any member.
+    /// Leftmost-first search for the next candidate of any member: the definition the anchored
+    /// search below is tested against, and its fallback should that search ever fail.
     pub first: regex_automata::meta::Regex,
+    /// The same patterns as a lazy DFA, leftmost-first, run anchored at each position where
+    /// [`Family::may_start`] allows a match: a candidate's start is then known without the
+    /// reverse search the unanchored search needs, and prose between candidates is never fed
+    /// to the DFA.
+    pub dfa: regex_automata::hybrid::dfa::DFA,
+    /// Per-thread caches of `dfa`'s lazily built states.
+    pub caches: DfaCaches,
+    /// Which bytes can begin a match after which bytes, read off `dfa` (see [`StartTable`]).
+    pub starts: StartTable,
     /// Anchored overlapping check: which members also match at a candidate's start.
     pub all: regex_automata::meta::Regex,
     pub members: Vec<usize>,
@@ -100,8 +110,132 @@ pub(crate) struct Family {
     pub max_len: usize,
 }
 
+impl Family {
+    /// The leftmost-first match of any member starting exactly at `a` in `hay` (end, member),
+    /// walking `dfa` byte by byte from its anchored start state until it dies. `Err` when the
+    /// lazy DFA cannot go on (a quit byte or a cache failure; neither is expected of these
+    /// patterns), and the caller asks the meta regex instead.
+    pub fn match_at(
+        &self,
+        cache: &mut regex_automata::hybrid::dfa::Cache,
+        hay: &[u8],
+        a: usize,
+    ) -> Result<Option<(usize, regex_automata::PatternID)>, ()> {
+        use regex_automata::{Anchored, util::start};
+        let dfa = &self.dfa;
+        let config = start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(a.checked_sub(1).map(|i| hay[i]));
+        let mut sid = dfa.start_state(cache, &config).map_err(drop)?;
+        let mut found = None;
+        for (i, &c) in hay.iter().enumerate().skip(a) {
+            sid = dfa.next_state(cache, sid, c).map_err(drop)?;
+            if sid.is_tagged() {
+                if sid.is_match() {
+                    // Matches are reported one byte late: this one ends before `c`.
+                    found = Some((i, dfa.match_pattern(cache, sid, 0)));
+                } else if sid.is_dead() {
+                    return Ok(found);
+                } else {
+                    return Err(());
+                }
+            }
+        }
+        sid = dfa.next_eoi_state(cache, sid).map_err(drop)?;
+        if sid.is_match() {
+            found = Some((hay.len(), dfa.match_pattern(cache, sid, 0)));
+        }
+        Ok(found)
+    }
+}
+
+type NewCache = Box<dyn Fn() -> regex_automata::hybrid::dfa::Cache + Send + Sync>;
+pub(crate) type DfaCaches =
+    regex_automata::util::pool::Pool<regex_automata::hybrid::dfa::Cache, NewCache>;
+
+/// For every look-behind (no byte, or any byte) and every byte, whether an anchored search of
+/// the family's DFA can get past that first byte: where it cannot, no member can match, so the
+/// search is not started. Read off the DFA itself (its anchored start state's transitions), so
+/// it holds for whatever the patterns are; the look-behinds fall into a few classes (the DFA
+/// distinguishes only word bytes, line terminators, others and the start of text).
+pub(crate) struct StartTable {
+    /// Class of each look-behind: index 256 is "no byte" (start of text).
+    class_of: [u8; 257],
+    /// Per class, a 256-bit set of the bytes a match can begin with.
+    firsts: Vec<[u64; 4]>,
+    /// The bytes a match can begin with after some byte: the quick test before the exact one.
+    any: [bool; 256],
+}
+
+impl StartTable {
+    fn of(dfa: &regex_automata::hybrid::dfa::DFA) -> StartTable {
+        use regex_automata::{Anchored, util::start};
+        let mut cache = dfa.create_cache();
+        let mut class_of = [0u8; 257];
+        let mut firsts: Vec<[u64; 4]> = Vec::new();
+        for (prev, class_slot) in class_of.iter_mut().enumerate() {
+            let look_behind = u8::try_from(prev).ok();
+            let config = start::Config::new()
+                .anchored(Anchored::Yes)
+                .look_behind(look_behind);
+            let start = dfa
+                .start_state(&mut cache, &config)
+                .expect("built-in families have no quit bytes");
+            let mut set = [0u64; 4];
+            for c in 0..=255u8 {
+                let next = dfa
+                    .next_state(&mut cache, start, c)
+                    .expect("a fresh cache holds the start state's transitions");
+                if !next.is_dead() {
+                    set[usize::from(c >> 6)] |= 1 << (c & 63);
+                }
+            }
+            let class = match firsts.iter().position(|f| *f == set) {
+                Some(k) => k,
+                None => {
+                    firsts.push(set);
+                    firsts.len() - 1
+                }
+            };
+            *class_slot = u8::try_from(class).expect("a few look-behind classes");
+        }
+        let mut any = [false; 256];
+        for (c, slot) in any.iter_mut().enumerate() {
+            *slot = firsts.iter().any(|f| f[c >> 6] >> (c & 63) & 1 != 0);
+        }
+        StartTable {
+            class_of,
+            firsts,
+            any,
+        }
+    }
+
+    /// The first position in `from..to` where a match can begin.
+    pub fn next(&self, b: &[u8], from: usize, to: usize) -> Option<usize> {
+        let mut i = from;
+        loop {
+            i += b
+                .get(i..to)?
+                .iter()
+                .position(|&c| self.any[usize::from(c)])?;
+            if self.may_start(b, i) {
+                return Some(i);
+            }
+            i += 1;
+        }
+    }
+
+    /// Whether a match can begin at `b[i]`, given the byte before it.
+    fn may_start(&self, b: &[u8], i: usize) -> bool {
+        let prev = if i == 0 { 256 } else { usize::from(b[i - 1]) };
+        let c = b[i];
+        let set = &self.firsts[usize::from(self.class_of[prev])];
+        set[usize::from(c >> 6)] >> (c & 63) & 1 != 0
+    }
+}
+
 fn family(need: u8, prefilter: bool) -> Family {
-    use regex_automata::{MatchKind, meta};
+    use regex_automata::{MatchKind, hybrid, meta};
     let members: Vec<usize> = (0..BUILTINS.len())
         .filter(|&i| BUILTINS[i].need == need && BUILTINS[i].group == 0)
         .collect();
@@ -116,6 +250,12 @@ fn family(need: u8, prefilter: bool) -> Family {
             .build_many(&pats)
             .expect("built-in family")
     };
+    let dfa = hybrid::dfa::DFA::builder()
+        .configure(hybrid::dfa::Config::new().match_kind(MatchKind::LeftmostFirst))
+        .build_many(&pats)
+        .expect("built-in family as a lazy DFA");
+    let for_caches = dfa.clone();
+    let caches = DfaCaches::new(Box::new(move || for_caches.create_cache()) as NewCache);
     // The longest match any member can make, so the re-check of a member at a known start
     // searches a bounded slice instead of running on to the next match elsewhere.
     let max_len = pats
@@ -131,15 +271,19 @@ fn family(need: u8, prefilter: bool) -> Family {
     Family {
         need,
         first: build(MatchKind::LeftmostFirst),
+        starts: StartTable::of(&dfa),
+        dfa,
+        caches,
         all: build(MatchKind::All),
         members,
         max_len,
     }
 }
 
-/// The digit-run family runs without a literal prefilter: digits are everywhere in dense text,
-/// and a prefilter would restart the search at every one of them. Token prefixes (`ghp_`,
-/// `AKIA`, `sk-` …) are rare, so that family keeps its prefilter.
+/// The two families. Their unanchored meta regexes (the reference and the fallback of the
+/// anchored search) differ in one setting: the digit-run family's runs without a literal
+/// prefilter, because digits are everywhere in dense text and a prefilter would restart the
+/// search at every one of them, while token prefixes (`ghp_`, `AKIA`, `sk-` …) are rare.
 pub(crate) static FAMILIES: LazyLock<[Family; 2]> =
     LazyLock::new(|| [family(F_DIGIT, false), family(F_LONG, true)]);
 

@@ -327,7 +327,7 @@ impl Scanner {
             let hay = &s[..ge];
             for fam in FAMILIES.iter() {
                 if gflags & fam.need != 0 {
-                    run_family(fam, s, hay, group, gs, ge, &mut |k, a, e| {
+                    run_family(fam, s, hay, group, ge, &mut |k, a, e| {
                         raw.push(self.raw_builtin(k, a, e))
                     });
                 }
@@ -1069,62 +1069,111 @@ impl Candidates {
 /// Runs a family over a group of windows. Every member matching at a candidate's start is
 /// checked (leftmost-first alone would hide e.g. a card behind a phone-shaped prefix); when none
 /// passes, the search resumes just after the start so candidates inside are not skipped.
+///
+/// Only a match starting and ending inside one window having the family's feature is kept, so
+/// only starts inside such windows are tried, and only where [`builtin::StartTable`] says a
+/// match can begin; at each, the family's DFA runs anchored. Trying every possible start in
+/// order and taking the leftmost-first match at the first that has one is what the
+/// unanchored leftmost-first search does ([`run_family_unanchored`], which a test compares
+/// this with), without its reverse search for the start or its pass over the prose between.
 fn run_family(
     fam: &builtin::Family,
     s: &str,
     hay: &str,
     group: &[Window],
-    gs: usize,
     ge: usize,
     push: &mut dyn FnMut(usize, usize, usize),
 ) {
-    run_family_with(fam, s, hay, group, gs, ge, true, push);
+    use regex_automata::{Anchored, Input};
+    let b = s.as_bytes();
+    let mut cache = fam.caches.get();
+    let mut at = Candidate::new(fam, group);
+    let mut pos = 0;
+    for w in group.iter().filter(|w| w.flags & fam.need != 0) {
+        let mut a = pos.max(w.start);
+        while let Some(at_start) = fam.starts.next(b, a, w.end) {
+            a = at_start;
+            let found = fam
+                .match_at(&mut cache, hay.as_bytes(), a)
+                .unwrap_or_else(|()| {
+                    // Not expected (the patterns have no quit bytes and the cache never gives up),
+                    // but the meta regex answers the same question whatever happens.
+                    let input = Input::new(hay).range(a..ge).anchored(Anchored::Yes);
+                    fam.first.search(&input).map(|m| (m.end(), m.pattern()))
+                });
+            a = match found {
+                Some((end, pid)) => at.check(s, hay, ge, a, end, pid, push),
+                None => a + 1,
+            };
+        }
+        pos = a;
+    }
 }
 
-/// [`run_family`], with the jump to the family's next window switchable so a test can prove
-/// the jump changes nothing.
-///
-/// Only a match starting inside a window with the family's feature is kept, and the leftmost
-/// match from any position before that window's start is the leftmost match from the start
-/// itself when no match begins in between that could be kept. So when the search position
-/// falls outside every such window it moves to the next one's start, and the lazy DFA no
-/// longer crosses the prose before it.
-#[allow(clippy::too_many_arguments)]
-fn run_family_with(
+/// [`run_family`] as one unanchored leftmost-first search after another from the group's
+/// start: the plain reading of the family's patterns, kept as the reference the anchored search
+/// is tested against.
+#[cfg(test)]
+fn run_family_unanchored(
     fam: &builtin::Family,
     s: &str,
     hay: &str,
     group: &[Window],
     gs: usize,
     ge: usize,
-    jump: bool,
     push: &mut dyn FnMut(usize, usize, usize),
 ) {
-    use regex_automata::{Anchored, Input, PatternSet};
-    let at = WindowCursor::new(group);
-    let inside = |a: usize, e: usize| at.holds(a, e, fam.need);
-    let mut set = PatternSet::new(fam.members.len());
+    use regex_automata::Input;
+    let mut at = Candidate::new(fam, group);
     let mut pos = gs;
-    let mut wi = 0;
     while pos < ge {
-        if jump {
-            while wi < group.len() && (group[wi].end <= pos || group[wi].flags & fam.need == 0) {
-                wi += 1;
-            }
-            let Some(w) = group.get(wi) else {
-                break;
-            };
-            pos = pos.max(w.start);
-        }
         let Some(m) = fam.first.search(&Input::new(hay).range(pos..ge)) else {
             break;
         };
-        let a = m.start();
+        pos = at.check(s, hay, ge, m.start(), m.end(), m.pattern(), push);
+    }
+}
+
+/// What a family does with a candidate: the member that matched first at its start, then
+/// (when that reading fails or is only a phone number) every other member matching there.
+struct Candidate<'f, 'g> {
+    fam: &'f builtin::Family,
+    at: WindowCursor<'g>,
+    set: regex_automata::PatternSet,
+}
+
+impl<'f, 'g> Candidate<'f, 'g> {
+    fn new(fam: &'f builtin::Family, group: &'g [Window]) -> Self {
+        Candidate {
+            fam,
+            at: WindowCursor::new(group),
+            set: regex_automata::PatternSet::new(fam.members.len()),
+        }
+    }
+
+    /// Checks the match `[a, end)` of member `pid` and the other members at `a`, pushing what
+    /// passes; returns where the search goes on: after the longest finding, or else at the
+    /// next character after `a`, so candidates inside are not skipped.
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &mut self,
+        s: &str,
+        hay: &str,
+        ge: usize,
+        a: usize,
+        end: usize,
+        pid: regex_automata::PatternID,
+        push: &mut dyn FnMut(usize, usize, usize),
+    ) -> usize {
+        use regex_automata::{Anchored, Input};
+        let fam = self.fam;
+        let need = fam.need;
+        let inside = |at: &WindowCursor, a: usize, e: usize| at.holds(a, e, need);
         let mut resume = None;
-        let primary = &BUILTINS[fam.members[m.pattern().as_usize()]];
+        let primary = &BUILTINS[fam.members[pid.as_usize()]];
         let mut loose = false;
-        if inside(a, m.end())
-            && let Some((k, fa, fe)) = (primary.check)(s, a, m.end())
+        if inside(&self.at, a, end)
+            && let Some((k, fa, fe)) = (primary.check)(s, a, end)
         {
             push(k, fa, fe);
             resume = Some(fe);
@@ -1135,11 +1184,11 @@ fn run_family_with(
         // Only when the first reading fails (or is a phone number) are the other members tried
         // at the same start (token prefixes are distinct, so only the digit family has other
         // readings).
-        if (resume.is_none() || loose) && fam.need == F_DIGIT {
-            set.clear();
+        if (resume.is_none() || loose) && need == F_DIGIT {
+            self.set.clear();
             fam.all.which_overlapping_matches(
                 &Input::new(hay).range(a..ge).anchored(Anchored::Yes),
-                &mut set,
+                &mut self.set,
             );
             // A match of at most `max_len` bytes from `a` ends before `bound`, so the byte after
             // it is still in the slice and `\b` sees it; the search never runs past `bound`.
@@ -1147,13 +1196,13 @@ fn run_family_with(
             while !hay.is_char_boundary(bound) {
                 bound += 1;
             }
-            for pid in set.iter().filter(|&p| p != m.pattern()) {
-                let det = &BUILTINS[fam.members[pid.as_usize()]];
+            for other in self.set.iter().filter(|&p| p != pid) {
+                let det = &BUILTINS[fam.members[other.as_usize()]];
                 let e = match det.re.find_at(&hay[..bound], a) {
                     Some(x) if x.start() == a => x.end(),
                     _ => continue,
                 };
-                if inside(a, e)
+                if inside(&self.at, a, e)
                     && let Some((k, fa, fe)) = (det.check)(s, a, e)
                 {
                     push(k, fa, fe);
@@ -1161,7 +1210,7 @@ fn run_family_with(
                 }
             }
         }
-        pos = match resume {
+        match resume {
             Some(r) if r > a => r,
             _ => {
                 let mut p = a + 1;
@@ -1170,7 +1219,7 @@ fn run_family_with(
                 }
                 p
             }
-        };
+        }
     }
 }
 
