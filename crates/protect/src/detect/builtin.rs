@@ -185,7 +185,7 @@ impl StartTable {
             for c in 0..=255u8 {
                 let next = dfa
                     .next_state(&mut cache, start, c)
-                    .expect("a fresh cache holds the start state's transitions");
+                    .expect("the cache has room for the start states and their successors");
                 if !next.is_dead() {
                     set[usize::from(c >> 6)] |= 1 << (c & 63);
                 }

@@ -1087,7 +1087,7 @@ fn run_family(
     use regex_automata::{Anchored, Input};
     let b = s.as_bytes();
     let mut cache = fam.caches.get();
-    let mut at = Candidate::new(fam, group);
+    let mut candidate = Candidate::new(fam, group);
     let mut pos = 0;
     for w in group.iter().filter(|w| w.flags & fam.need != 0) {
         let mut a = pos.max(w.start);
@@ -1102,7 +1102,7 @@ fn run_family(
                     fam.first.search(&input).map(|m| (m.end(), m.pattern()))
                 });
             a = match found {
-                Some((end, pid)) => at.check(s, hay, ge, a, end, pid, push),
+                Some((end, pid)) => candidate.check(s, hay, ge, a, end, pid, push),
                 None => a + 1,
             };
         }
@@ -1124,13 +1124,13 @@ fn run_family_unanchored(
     push: &mut dyn FnMut(usize, usize, usize),
 ) {
     use regex_automata::Input;
-    let mut at = Candidate::new(fam, group);
+    let mut candidate = Candidate::new(fam, group);
     let mut pos = gs;
     while pos < ge {
         let Some(m) = fam.first.search(&Input::new(hay).range(pos..ge)) else {
             break;
         };
-        pos = at.check(s, hay, ge, m.start(), m.end(), m.pattern(), push);
+        pos = candidate.check(s, hay, ge, m.start(), m.end(), m.pattern(), push);
     }
 }
 
