@@ -138,12 +138,7 @@ pub fn non_ascii(rng: &mut Rng, size: usize) -> String {
         "Das Büro schließt früh.",
         "ﬁnal résumé naïve café",
     ];
-    let mut s = String::with_capacity(size + 128);
-    while s.len() < size {
-        s.push_str(rng.pick(PARTS));
-        s.push(' ');
-    }
-    s
+    sentences(rng, PARTS, size)
 }
 
 /// Non-ASCII prose already in NFKC (the common case): the normalizer borrows it.
@@ -155,9 +150,14 @@ pub fn non_ascii_nfkc(rng: &mut Rng, size: usize) -> String {
         "Das Büro schließt früh, Frau Müller ruft morgen an.",
         "회의는 내일 오전에 있습니다.",
     ];
+    sentences(rng, PARTS, size)
+}
+
+/// Parts drawn at random and joined by spaces until the text is `size` bytes or longer.
+fn sentences(rng: &mut Rng, parts: &[&str], size: usize) -> String {
     let mut s = String::with_capacity(size + 128);
     while s.len() < size {
-        s.push_str(rng.pick(PARTS));
+        s.push_str(rng.pick(parts));
         s.push(' ');
     }
     s

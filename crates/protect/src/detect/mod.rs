@@ -1168,11 +1168,10 @@ impl<'f, 'g> Candidate<'f, 'g> {
         use regex_automata::{Anchored, Input};
         let fam = self.fam;
         let need = fam.need;
-        let inside = |at: &WindowCursor, a: usize, e: usize| at.holds(a, e, need);
         let mut resume = None;
         let primary = &BUILTINS[fam.members[pid.as_usize()]];
         let mut loose = false;
-        if inside(&self.at, a, end)
+        if self.at.holds(a, end, need)
             && let Some((k, fa, fe)) = (primary.check)(s, a, end)
         {
             push(k, fa, fe);
@@ -1202,7 +1201,7 @@ impl<'f, 'g> Candidate<'f, 'g> {
                     Some(x) if x.start() == a => x.end(),
                     _ => continue,
                 };
-                if inside(&self.at, a, e)
+                if self.at.holds(a, e, need)
                     && let Some((k, fa, fe)) = (det.check)(s, a, e)
                 {
                     push(k, fa, fe);
