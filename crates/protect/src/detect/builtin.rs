@@ -201,7 +201,7 @@ impl StartTable {
         }
         let mut any = [false; 256];
         for (c, slot) in any.iter_mut().enumerate() {
-            *slot = firsts.iter().any(|f| f[c >> 6] >> (c & 63) & 1 != 0);
+            *slot = firsts.iter().any(|f| holds_byte(f, c as u8));
         }
         StartTable {
             class_of,
@@ -228,10 +228,13 @@ impl StartTable {
     /// Whether a match can begin at `b[i]`, given the byte before it.
     fn may_start(&self, b: &[u8], i: usize) -> bool {
         let prev = if i == 0 { 256 } else { usize::from(b[i - 1]) };
-        let c = b[i];
-        let set = &self.firsts[usize::from(self.class_of[prev])];
-        set[usize::from(c >> 6)] >> (c & 63) & 1 != 0
+        holds_byte(&self.firsts[usize::from(self.class_of[prev])], b[i])
     }
+}
+
+/// Whether the 256-bit set holds byte `c`.
+fn holds_byte(set: &[u64; 4], c: u8) -> bool {
+    set[usize::from(c >> 6)] >> (c & 63) & 1 != 0
 }
 
 fn family(need: u8, prefilter: bool) -> Family {
