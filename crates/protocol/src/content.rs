@@ -20,7 +20,7 @@ use crate::framing::{Frame, Framing, Splitter};
 ///
 /// A `match`, not a list: every key of every streamed event is checked, and comparing it with
 /// forty strings one by one was a visible share of the gateway's CPU per event.
-fn structural(key: &str) -> bool {
+pub(crate) fn structural(key: &str) -> bool {
     matches!(
         key,
         "model"
@@ -67,7 +67,7 @@ fn structural(key: &str) -> bool {
 
 /// Keys whose values are media payloads (base64), skipped wherever they appear next to a media
 /// type, and always for these names.
-fn media(key: &str) -> bool {
+pub(crate) fn media(key: &str) -> bool {
     matches!(key, "b64_json" | "audio" | "image")
 }
 
@@ -127,12 +127,12 @@ fn walk(value: &mut Value, path: &mut String, visit: &mut dyn FnMut(&str, &mut S
     }
 }
 
-fn push_index(path: &mut String, i: usize) {
+pub(crate) fn push_index(path: &mut String, i: usize) {
     use std::fmt::Write;
     let _ = write!(path, "[{i}]");
 }
 
-fn push_key(path: &mut String, key: &str) {
+pub(crate) fn push_key(path: &mut String, key: &str) {
     let plain = !key.is_empty()
         && key
             .bytes()

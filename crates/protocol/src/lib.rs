@@ -20,6 +20,8 @@ feeds it bytes and reads back models, which is also what makes every parser test
   definitions from requests ([`strip_tools`]).
 - [`visit_content_strings`] finds the content strings of any body or stream event (what content
   protection scans), and [`EventSplitter`] / [`replace_event_data`] rewrite stream events in place.
+  [`content_spans`] finds the same strings in an event's bytes, and [`splice_strings`] writes
+  replacements back into them, without building a tree (the per-event path of live streams).
 
 Inside, each provider is one module (`openai`, `openai_responses`, `anthropic`, `gemini`,
 `ollama`) implementing one private trait: parse a request, parse a buffered response, decode
@@ -50,6 +52,7 @@ assert_eq!(inspector.finish().output_text, "Hi!");
 
 mod anthropic;
 mod content;
+mod content_spans;
 pub mod error;
 pub mod exchange;
 pub mod framing;
@@ -64,6 +67,7 @@ mod stream;
 pub mod tools;
 
 pub use content::{EventSplitter, StreamEvent, replace_event_data, visit_content_strings};
+pub use content_spans::{ContentSpan, content_spans, splice_strings};
 pub use exchange::{
     Content, Exchange, ExchangeRequest, ExchangeResponse, Message, Role, TextPart, ToolCall,
     ToolDefinition, Usage,

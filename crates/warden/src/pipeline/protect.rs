@@ -25,8 +25,8 @@ use warden_protect::stream::TextStream;
 use warden_protect::transform::{self, Context};
 use warden_protect::vault::Vault;
 use warden_protocol::{
-    EventSplitter, ExchangeRequest, ExchangeResponse, Framing, replace_event_data,
-    visit_content_strings,
+    EventSplitter, ExchangeRequest, ExchangeResponse, Framing, content_spans, replace_event_data,
+    splice_strings, visit_content_strings,
 };
 
 use super::record::ExchangeRecord;
@@ -329,10 +329,18 @@ impl ProtectRecord {
 struct Held {
     raw: Vec<u8>,
     start: u64,
-    value: Option<Value>,
-    /// Piece ids of its content strings, in visit order, with their released text.
-    fields: Vec<(u64, Option<String>)>,
+    /// The event's JSON payload, when it has content strings (they are rewritten in it).
+    data: Vec<u8>,
+    /// Its content strings, in document order: the literal's span in `data`, the piece id, and
+    /// the text released for it.
+    fields: Vec<Field>,
     waiting: usize,
+}
+
+struct Field {
+    span: std::ops::Range<usize>,
+    id: u64,
+    released: Option<String>,
 }
 
 /// Rewrites a live stream's events: content protection on the reassembled text of each
@@ -480,56 +488,64 @@ impl StreamProtector {
         let mut held = Held {
             raw,
             start,
-            value: None,
+            data: Vec::new(),
             fields: Vec::new(),
             waiting: 0,
         };
-        if let Ok(mut value) = serde_json::from_slice::<Value>(data) {
-            let mut touched = Vec::new();
-            let mut finals: Vec<String> = Vec::new();
-            visit_content_strings(&mut value, &mut |path, s| {
-                let id = self.next_id;
-                self.next_id += 1;
-                // A string repeated whole in consecutive events (a label, a status) is a field,
-                // not a delta: what the channel holds is final.
-                if let Some(c) = self.channels.get_mut(path)
-                    && c.is_pending()
-                    && s.len() >= 2
-                    && c.pending_is(s)
-                {
-                    finals.push(path.to_string());
-                }
-                self.channels
-                    .entry(path.to_string())
-                    .or_insert_with(|| {
-                        TextStream::with_window(self.cfg.stream_window, self.hold_injection)
-                    })
-                    .push(id, s);
-                self.owner.insert(id, seq);
-                held.fields.push((id, None));
-                touched.push(path.to_string());
-            });
-            held.waiting = held.fields.len();
-            if !held.fields.is_empty() {
-                held.value = Some(value);
-                // The event joins the queue before any channel is stepped: a piece released
-                // now must find its event.
-                self.queue.push_back(held);
-                // A channel this event did not continue has ended (the next content block, the
-                // finish chunk): its held tail is final.
-                let idle: Vec<String> = self
-                    .channels
-                    .iter()
-                    .filter(|(k, c)| c.is_pending() && !touched.contains(k))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in idle.into_iter().chain(finals) {
-                    self.step_channel(&k, true);
-                }
-                return;
-            }
+        // Read from the bytes, not a parsed tree: this runs for every streamed event, and the
+        // tree (built, walked twice, dropped) was the largest cost a stream added.
+        let spans = content_spans(data).unwrap_or_default();
+        if spans.is_empty() {
+            self.queue.push_back(held);
+            return;
         }
+        let mut finals: Vec<&str> = Vec::new();
+        for s in &spans {
+            let id = self.next_id;
+            self.next_id += 1;
+            let window = self.cfg.stream_window;
+            let hold_injection = self.hold_injection;
+            let channel = match self.channels.get_mut(s.path.as_str()) {
+                Some(c) => {
+                    // A string repeated whole in consecutive events (a label, a status) is a
+                    // field, not a delta: what the channel holds is final.
+                    if c.is_pending() && s.text.len() >= 2 && c.pending_is(&s.text) {
+                        finals.push(&s.path);
+                    }
+                    c
+                }
+                None => self
+                    .channels
+                    .entry(s.path.clone())
+                    .or_insert_with(|| TextStream::with_window(window, hold_injection)),
+            };
+            channel.push(id, &s.text);
+            self.owner.insert(id, seq);
+            held.fields.push(Field {
+                span: s.span.clone(),
+                id,
+                released: None,
+            });
+        }
+        held.waiting = held.fields.len();
+        held.data = data.to_vec();
+        // The event joins the queue before any channel is stepped: a piece released now must
+        // find its event.
         self.queue.push_back(held);
+        // A channel this event did not continue has ended (the next content block, the finish
+        // chunk): its held tail is final.
+        let idle: Vec<String> = self
+            .channels
+            .iter()
+            .filter(|(k, c)| c.is_pending() && !spans.iter().any(|s| s.path == **k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &idle {
+            self.step_channel(k, true);
+        }
+        for k in finals {
+            self.step_channel(k, true);
+        }
     }
 
     fn step(&mut self, last: bool) {
@@ -571,8 +587,8 @@ impl StreamProtector {
             let Some(held) = self.queue.get_mut((seq - self.front_seq) as usize) else {
                 continue;
             };
-            if let Some(field) = held.fields.iter_mut().find(|(i, _)| *i == id) {
-                field.1 = Some(text);
+            if let Some(field) = held.fields.iter_mut().find(|f| f.id == id) {
+                field.released = Some(text);
                 held.waiting -= 1;
             }
         }
@@ -591,23 +607,19 @@ impl StreamProtector {
     }
 
     fn render(&self, held: Held) -> Vec<u8> {
-        let Some(mut value) = held.value else {
-            return held.raw;
-        };
-        let mut texts = held.fields.into_iter().map(|(_, t)| t);
-        let mut changed = false;
-        visit_content_strings(&mut value, &mut |_, s| {
-            if let Some(Some(t)) = texts.next()
-                && t != *s
-            {
-                *s = t;
-                changed = true;
-            }
-        });
-        if !changed {
+        let edits: Vec<(std::ops::Range<usize>, &str)> = held
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let released = f.released.as_deref()?;
+                let original = content_spans(&held.data[f.span.clone()])?;
+                (original.first()?.text != released).then(|| (f.span.clone(), released))
+            })
+            .collect();
+        if edits.is_empty() {
             return held.raw;
         }
-        let data = serde_json::to_vec(&value).expect("JSON values serialize");
+        let data = splice_strings(&held.data, &edits);
         replace_event_data(self.framing, &held.raw, &data)
     }
 }
