@@ -1,6 +1,8 @@
 //! Provider stream parsing: what the gateway spends decoding each streamed event into the
 //! exchange model (`StreamInspector`), per provider, fed as the upstream sends it (one chunk per
-//! event), plus the tool-call tracker the tool gate runs on the same events.
+//! event), plus the tool-call tracker the tool gate runs on the same events, and finding each
+//! event's content strings (what the stream protector scans) from its bytes against parsing it
+//! into a tree and walking that.
 //!
 //! `cargo bench -p warden-protocol --bench stream`
 
@@ -8,7 +10,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use warden_protocol::tools::ToolCallTracker;
-use warden_protocol::{EventSplitter, Framing, StreamInspector, classify};
+use warden_protocol::{
+    EventSplitter, Framing, StreamInspector, classify, content_spans, visit_content_strings,
+};
 
 const OPENAI: &str = include_str!("../tests/fixtures/openai/chat_stream_text_tool.sse");
 const ANTHROPIC: &str = include_str!("../tests/fixtures/anthropic/stream_tool_use.sse");
@@ -82,6 +86,35 @@ fn bench(c: &mut Criterion) {
                         .observe(e.name.as_deref(), black_box(&e.data))
                         .completed
                         .len();
+                }
+                n
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("content_strings");
+    for (name, _, body) in cases {
+        let events = EventSplitter::new(Framing::Sse)
+            .expect("SSE")
+            .push(body.as_bytes());
+        g.throughput(Throughput::Elements(events.len() as u64));
+        g.bench_function(format!("{name}/spans"), |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for e in &events {
+                    n += content_spans(black_box(&e.data)).map_or(0, |s| s.len());
+                }
+                n
+            })
+        });
+        g.bench_function(format!("{name}/tree"), |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for e in &events {
+                    if let Ok(mut v) = serde_json::from_slice(black_box(&e.data)) {
+                        visit_content_strings(&mut v, &mut |_, _| n += 1);
+                    }
                 }
                 n
             })

@@ -8,6 +8,7 @@
 //! Compatible servers add fields OpenAI does not have; the ones worth reading are reasoning text
 //! (`reasoning_content` from DeepSeek and vLLM, `reasoning` from OpenRouter and newer vLLM).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -520,6 +521,155 @@ struct ChatStream {
     acc: ChatAccumulator,
 }
 
+impl ChatStream {
+    /// Applies a chunk read as a [`PlainChunk`]; `false` (and nothing applied) when it is not
+    /// one after all, for the general reading to take it.
+    fn plain(&mut self, chunk: &PlainChunk<'_>) -> bool {
+        if chunk.usage.is_some() || chunk.object.as_deref() == Some("error") {
+            return false;
+        }
+        if self.acc.id.is_none() {
+            self.acc.id = chunk.id.as_deref().map(str::to_owned);
+        }
+        if self.acc.model.is_none() {
+            self.acc.model = chunk.model.as_deref().map(str::to_owned);
+        }
+        for (position, choice) in chunk.choices.iter().flatten().enumerate() {
+            let index = choice.index.unwrap_or(position as u64);
+            let slot = self.acc.choices.entry(index).or_default();
+            if let Some(delta) = &choice.delta {
+                for text in [&delta.content, &delta.refusal].into_iter().flatten() {
+                    slot.text.push_str(text);
+                }
+                if let Some(text) = delta
+                    .reasoning_content
+                    .as_ref()
+                    .or(delta.reasoning.as_ref())
+                {
+                    slot.reasoning.push_str(text);
+                }
+            }
+            if let Some(text) = &choice.text {
+                slot.text.push_str(text);
+            }
+            if let Some(reason) = &choice.finish_reason {
+                slot.finish_reason = Some(reason.to_string());
+            }
+        }
+        true
+    }
+}
+
+/// The chunk nearly every event of a Chat Completions stream is (text deltas, the role chunk,
+/// the finish chunk), read without building a tree: that tree was the largest cost of decoding
+/// a stream. Only what [`ChatStream::event`]'s general reading would take from it is kept, with
+/// the same types; any other member (tool calls, usage, an error, a `message`), a duplicate, or
+/// a value of another type fails the read, and the general reading takes the chunk.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainChunk<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    object: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    choices: Option<Vec<PlainChoice<'a>>>,
+    /// Only `null` or absent keeps the chunk plain.
+    usage: Option<Skipped>,
+    #[allow(dead_code)]
+    created: Option<Skipped>,
+    #[allow(dead_code)]
+    system_fingerprint: Option<Skipped>,
+    #[allow(dead_code)]
+    service_tier: Option<Skipped>,
+    #[allow(dead_code)]
+    obfuscation: Option<Skipped>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainChoice<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: Option<PlainDelta<'a>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[allow(dead_code)]
+    logprobs: Option<Skipped>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainDelta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[allow(dead_code)]
+    role: Option<Skipped>,
+}
+
+/// A member the plain reading skips, read as strictly as the tree would read it: strings are
+/// decoded (a lone surrogate fails), which `serde::de::IgnoredAny` does not do, so a chunk the
+/// general reading calls malformed is never taken as plain.
+struct Skipped;
+
+impl<'de> serde::Deserialize<'de> for Skipped {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Skipped, D::Error> {
+        d.deserialize_any(Skipped)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Skipped {
+    type Value = Skipped;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_unit<E>(self) -> Result<Skipped, E> {
+        Ok(Skipped)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skipped, A::Error> {
+        while seq.next_element::<Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Skipped, A::Error> {
+        while map.next_entry::<Skipped, Skipped>()?.is_some() {}
+        Ok(Skipped)
+    }
+}
+
 impl StreamDecoder for ChatStream {
     fn event(&mut self, name: Option<&str>, data: &[u8]) -> Outcome {
         let data = json::trim(data);
@@ -529,6 +679,38 @@ impl StreamDecoder for ChatStream {
         if data.is_empty() {
             return Outcome::Event;
         }
+        if name.is_none()
+            && let Ok(chunk) = serde_json::from_slice::<PlainChunk<'_>>(data)
+            && self.plain(&chunk)
+        {
+            return Outcome::Event;
+        }
+        self.general(name, data)
+    }
+
+    fn finish(self: Box<Self>) -> ExchangeResponse {
+        self.acc.finish()
+    }
+
+    fn output_len(&self) -> usize {
+        self.acc
+            .choices
+            .values()
+            .map(|c| {
+                c.text.len()
+                    + c.reasoning.len()
+                    + c.tool_calls
+                        .iter()
+                        .map(|t| t.name.len() + t.arguments.len())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+}
+
+impl ChatStream {
+    /// Any chunk, read as a tree.
+    fn general(&mut self, name: Option<&str>, data: &[u8]) -> Outcome {
         let Some(chunk) = json::parse_event(data) else {
             return Outcome::Malformed;
         };
@@ -552,23 +734,107 @@ impl StreamDecoder for ChatStream {
         }
         Outcome::Event
     }
+}
 
-    fn finish(self: Box<Self>) -> ExchangeResponse {
-        self.acc.finish()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::{Frame, Framing, Splitter};
+
+    /// Feeds `events` to two decoders, one through [`StreamDecoder::event`] (the plain-chunk
+    /// reading where it applies) and one through the general reading only, and checks they
+    /// agree on every outcome and on the reassembled response. Returns how many events took
+    /// the plain reading.
+    fn agree(events: &[(Option<String>, Vec<u8>)]) -> usize {
+        let mut fast = ChatStream::default();
+        let mut general = ChatStream::default();
+        let mut plain = 0;
+        for (name, data) in events {
+            let trimmed = json::trim(data);
+            let both_plain = name.is_none()
+                && serde_json::from_slice::<PlainChunk<'_>>(trimmed)
+                    .is_ok_and(|c| c.usage.is_none() && c.object.as_deref() != Some("error"));
+            plain += usize::from(both_plain);
+            let a = fast.event(name.as_deref(), data);
+            let b = if trimmed == b"[DONE]" {
+                Outcome::Terminal
+            } else if trimmed.is_empty() {
+                Outcome::Event
+            } else {
+                general.general(name.as_deref(), trimmed)
+            };
+            assert_eq!(a, b, "{}", String::from_utf8_lossy(data));
+        }
+        assert_eq!(Box::new(fast).finish(), Box::new(general).finish());
+        plain
     }
 
-    fn output_len(&self) -> usize {
-        self.acc
-            .choices
-            .values()
-            .map(|c| {
-                c.text.len()
-                    + c.reasoning.len()
-                    + c.tool_calls
-                        .iter()
-                        .map(|t| t.name.len() + t.arguments.len())
-                        .sum::<usize>()
-            })
-            .sum()
+    fn sse_events(text: &[u8]) -> Vec<(Option<String>, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut splitter = Splitter::new(Framing::Sse).expect("SSE splits");
+        let mut keep = |frame: Frame<'_>| {
+            if let Frame::Event { name, data, .. } = frame {
+                out.push((name.map(str::to_owned), data.to_vec()));
+            }
+        };
+        splitter.push(text, &mut keep);
+        splitter.finish(&mut keep);
+        out
+    }
+
+    #[test]
+    fn plain_chunks_decode_as_the_general_reading_does() {
+        let mut plain = 0;
+        for fixture in [
+            &include_bytes!("../tests/fixtures/openai/chat_stream_text.sse")[..],
+            include_bytes!("../tests/fixtures/openai/chat_stream_reasoning.sse"),
+            include_bytes!("../tests/fixtures/openai/chat_stream_text_tool.sse"),
+            include_bytes!("../tests/fixtures/openai/chat_stream_tools.sse"),
+            include_bytes!("../tests/fixtures/openai/completions_stream.sse"),
+        ] {
+            plain += agree(&sse_events(fixture));
+        }
+        assert!(
+            plain > 10,
+            "the fixtures took the plain reading {plain} times"
+        );
+
+        // Chunks at the edge of plain: each is decoded by one reading or the other, and the
+        // two must agree either way.
+        let edge: &[&str] = &[
+            r#"{"id":"a","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"id":"b","choices":[{"index":1,"delta":{"content":"second"}},{"index":0,"delta":{"content":"first"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"no index"}},{"delta":{"content":" at 1"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"refusal":"I can't"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":"think","reasoning":"think"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning":"only reasoning"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":null,"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"text":"completion text","finish_reason":"length"}]}"#,
+            r#"{"choices":[{"index":0.0,"delta":{"content":"float index"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":["not","text"]}}]}"#,
+            r#"{"choices":[{"index":0,"message":{"content":"a message"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"dup"},"delta":{"content":"licate"}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#,
+            r#"{"choices":[],"usage":null}"#,
+            r#"{"object":"error","message":"overloaded"}"#,
+            r#"{"error":{"message":"rate limited","type":"rate_limit"}}"#,
+            r#"{"detail":"bad gateway"}"#,
+            r#"{"id":7,"model":"m2","choices":[{"index":0,"delta":{"content":"typed id"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"escaped \"quote\" \u00e9"}}]}"#,
+            "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}],\"system_fingerprint\":\"\\ud800\"}",
+            r#"not json"#,
+            r#"[1,2]"#,
+        ];
+        let events: Vec<(Option<String>, Vec<u8>)> =
+            edge.iter().map(|e| (None, e.as_bytes().to_vec())).collect();
+        assert!(agree(&events) >= 10);
+        // A named event is never plain (an `error` event is read as an error).
+        let named = [(Some("error".to_string()), edge[1].as_bytes().to_vec())];
+        assert_eq!(agree(&named), 0);
+        // Invalid UTF-8 in a member the plain reading would skip is malformed either way.
+        let mut bad = br#"{"choices":[],"system_fingerprint":"fp_"#.to_vec();
+        bad.extend_from_slice(b"\xff\"}");
+        assert_eq!(agree(&[(None, bad)]), 0);
     }
 }

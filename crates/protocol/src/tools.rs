@@ -464,17 +464,31 @@ struct ChatState {
 /// more than everything else it does. Every key that matters is looked for as a substring; a
 /// `finish_reason` or `usage` must be `null`. Anything unusual falls back to the full parse.
 fn plain_text_chunk(data: &[u8]) -> bool {
-    use memchr::memmem::find;
-    if find(data, b"tool_calls").is_some()
-        || find(data, b"function_call").is_some()
-        || find(data, b"\"error\"").is_some()
+    use std::sync::LazyLock;
+
+    use memchr::memmem::Finder;
+    // Built once: `memmem::find` builds its searcher on every call, which on a 300-byte chunk
+    // cost as much as the search.
+    static FINDERS: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
+        [
+            Finder::new(b"tool_calls"),
+            Finder::new(b"function_call"),
+            Finder::new(b"\"error\""),
+            Finder::new(b"\"finish_reason\""),
+            Finder::new(b"\"usage\""),
+        ]
+    });
+    let [tool_calls, function_call, error, finish_reason, usage] = &*FINDERS;
+    if tool_calls.find(data).is_some()
+        || function_call.find(data).is_some()
+        || error.find(data).is_some()
     {
         return false;
     }
-    let null_after = |key: &[u8]| {
+    let null_after = |key: &Finder<'_>| {
         let mut rest = data;
-        while let Some(at) = find(rest, key) {
-            let after = &rest[at + key.len()..];
+        while let Some(at) = key.find(rest) {
+            let after = &rest[at + key.needle().len()..];
             let value = after
                 .iter()
                 .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b':'))
@@ -486,7 +500,7 @@ fn plain_text_chunk(data: &[u8]) -> bool {
         }
         true
     };
-    null_after(b"\"finish_reason\"") && null_after(b"\"usage\"")
+    null_after(finish_reason) && null_after(usage)
 }
 
 #[derive(Debug, Default)]
