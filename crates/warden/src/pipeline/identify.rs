@@ -103,9 +103,8 @@ pub fn identify(headers: &HeaderMap) -> Result<Identity, GatewayError> {
     let mut agent = header(headers, "x-warden-agent")?;
     if agent.is_none() {
         agent = credential(headers).map(|c| {
-            let digest = Sha256::digest(c.as_bytes());
-            let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-            format!("cred:{hex}")
+            let hex = warden_ledger::Hash(Sha256::digest(c.as_bytes()).into()).to_hex();
+            format!("cred:{}", &hex[..12])
         });
     }
     Ok(Identity {

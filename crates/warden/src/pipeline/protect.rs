@@ -2,7 +2,8 @@
 //!
 //! - [`request`] scans every content string of the request body (prompts, system text, tool
 //!   definitions, tool calls and results), applies the configured actions (redact, mask,
-//!   tokenize, block) and re-serializes the body only when something changed.
+//!   tokenize, block) and, only when something changed, rewrites those string literals in the
+//!   body's bytes (everything else goes upstream as the client wrote it).
 //! - [`response`] does the same to a buffered response, then restores the placeholders this
 //!   caller's request was given (`⟦EMAIL_1⟧` back to the address).
 //! - [`StreamProtector`] does it to a live stream: it holds whole events while their text is
@@ -19,14 +20,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::Value;
 use warden_protect::policy::{Direction, Mode};
 use warden_protect::stream::TextStream;
 use warden_protect::transform::{self, Context};
 use warden_protect::vault::Vault;
 use warden_protocol::{
     EventSplitter, ExchangeRequest, ExchangeResponse, Framing, content_spans, replace_event_data,
-    splice_strings, visit_content_strings,
+    splice_strings,
 };
 
 use super::record::ExchangeRecord;
@@ -201,27 +201,26 @@ pub fn request(
     if cfg.policy.mode(caller.tenant.as_deref()) == Mode::Off || body.is_empty() {
         return Ok(false);
     }
-    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+    let Some(spans) = content_spans(body) else {
         return Ok(false);
     };
     let ctx = caller.ctx(Direction::Request, Some(vault));
-    let mut changed = false;
+    let mut edits = Vec::new();
     let mut blocked_at = Vec::new();
-    visit_content_strings(&mut value, &mut |path, s| {
-        let Some(o) = scan_and_apply(cfg, s, &ctx) else {
-            return;
+    for s in &spans {
+        let Some(o) = scan_and_apply(cfg, &s.text, &ctx) else {
+            continue;
         };
         for f in &o.findings {
-            record.add(Direction::Request, path, f);
+            record.add(Direction::Request, &s.path, f);
         }
         if o.blocked && blocked_at.len() < 5 {
-            blocked_at.push(path.to_string());
+            blocked_at.push(s.path.as_str());
         }
         if let Some(t) = o.text {
-            *s = t;
-            changed = true;
+            edits.push((s.span.clone(), t));
         }
-    });
+    }
     if !blocked_at.is_empty() {
         record.blocked = true;
         return Err(GatewayError::content_blocked(
@@ -233,10 +232,21 @@ pub fn request(
             Source::Client,
         ));
     }
-    if changed {
-        *body = Bytes::from(serde_json::to_vec(&value).expect("JSON values serialize"));
+    if edits.is_empty() {
+        return Ok(false);
     }
-    Ok(changed)
+    *body = Bytes::from(splice(body, &edits));
+    Ok(true)
+}
+
+/// `body` with the string literals at the edits' spans replaced: the rest of the body (member
+/// order, numbers, spacing) is forwarded as the client or the provider wrote it.
+fn splice(body: &[u8], edits: &[(std::ops::Range<usize>, String)]) -> Vec<u8> {
+    let edits: Vec<(std::ops::Range<usize>, &str)> = edits
+        .iter()
+        .map(|(span, text)| (span.clone(), text.as_str()))
+        .collect();
+    splice_strings(body, &edits)
 }
 
 /// Protects a buffered response body: actions for the response direction, then placeholder
@@ -269,39 +279,38 @@ pub fn response(
         }
         return Ok(Bytes::from(out));
     }
-    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+    let Some(spans) = content_spans(&bytes) else {
         return Ok(bytes);
     };
     let ctx = caller.ctx(Direction::Response, None);
-    let mut changed = false;
-    visit_content_strings(&mut value, &mut |path, s| {
-        if let Some(o) = scan_and_apply(cfg, s, &ctx) {
+    let mut edits = Vec::new();
+    for s in &spans {
+        let mut text = None;
+        if let Some(o) = scan_and_apply(cfg, &s.text, &ctx) {
             for f in &o.findings {
-                record.add(Direction::Response, path, f);
+                record.add(Direction::Response, &s.path, f);
             }
             record.blocked |= o.blocked;
-            if let Some(t) = o.text {
-                *s = t;
-                changed = true;
-            }
+            text = o.text;
         }
-        if s.contains('\u{27E6}')
-            && let Some((t, n)) = caller.restore(vault, s)
+        let current = text.as_deref().unwrap_or(&s.text);
+        if current.contains('\u{27E6}')
+            && let Some((t, n)) = caller.restore(vault, current)
         {
-            *s = t;
             record.restored += n;
-            changed = true;
+            text = Some(t);
         }
-    });
+        if let Some(t) = text {
+            edits.push((s.span.clone(), t));
+        }
+    }
     if record.blocked {
         return Err(blocked_response(record));
     }
-    if !changed {
+    if edits.is_empty() {
         return Ok(bytes);
     }
-    Ok(Bytes::from(
-        serde_json::to_vec(&value).expect("JSON values serialize"),
-    ))
+    Ok(Bytes::from(splice(&bytes, &edits)))
 }
 
 fn blocked_response(record: &ProtectRecord) -> GatewayError {
@@ -775,10 +784,43 @@ mod tests {
         assert!(text.contains("[GITHUB_TOKEN]"), "{text}");
         // Every event is still a well-formed SSE event with JSON data.
         for line in text.lines().filter(|l| l.starts_with("data: ")) {
-            serde_json::from_str::<Value>(&line[6..]).expect("valid JSON");
+            serde_json::from_str::<serde_json::Value>(&line[6..]).expect("valid JSON");
         }
         let record = p.take_record();
         assert_eq!(record.findings[0].kind, "github_token");
         assert_eq!(record.findings[0].action, "redact");
+    }
+
+    #[test]
+    fn a_buffered_answer_changes_only_in_the_rewritten_literal() {
+        let cfg = Arc::new(ProtectConfig::default());
+        let vault = Arc::new(Vault::new(
+            Vault::generate_key(),
+            std::time::Duration::from_secs(60),
+        ));
+        // Members out of the usual order, odd spacing, a float and an escaped string: a tree
+        // re-serialized would change all of them.
+        let body = "{\"model\": \"m\",  \"choices\": [ {\"message\": {\"role\":\"assistant\",\n \"content\": \"use ghp_R4nd0mT0k3nV4lu3F0rT3st1ngOnlyAbC9xy \\u00e9\"}, \"index\": 0} ], \"id\": \"c1\", \"t\": 1.50}";
+        let mut record = ProtectRecord::default();
+        let out = response(
+            &cfg,
+            &vault,
+            &Caller::default(),
+            Framing::Json,
+            Bytes::from(body),
+            &mut record,
+        )
+        .expect("redacted, not blocked");
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        let at = body.find("\"use ghp_").unwrap();
+        let end = body[at + 1..].find('"').unwrap() + at + 2;
+        assert_eq!(&out[..at], &body[..at]);
+        assert!(out.ends_with(&body[end..]), "{out}");
+        let literal = &out[at..out.len() - (body.len() - end)];
+        assert_eq!(
+            serde_json::from_str::<String>(literal).unwrap(),
+            "use [GITHUB_TOKEN] é"
+        );
+        assert_eq!(record.findings[0].path, "$.choices[0].message.content");
     }
 }

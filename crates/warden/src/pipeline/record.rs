@@ -102,7 +102,8 @@ impl BodyDigest {
 
     /// Finishes a running hash.
     pub fn finish(h: Sha256, bytes: u64) -> BodyDigest {
-        let sha256 = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        // One string, not a `format!` per byte: this runs twice for every exchange.
+        let sha256 = warden_ledger::Hash(h.finalize().into()).to_hex();
         BodyDigest { sha256, bytes }
     }
 }
