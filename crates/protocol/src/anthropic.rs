@@ -8,6 +8,7 @@
 //! Usage is normalized as billed: Anthropic's `input_tokens` excludes cache reads and cache
 //! writes, so the normalized input adds both back.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -291,8 +292,9 @@ impl Block {
 
     /// A block whose `content_block_start` never came (a stream joined late or mangled): its
     /// kind is inferred from the delta so the text is not lost.
-    fn for_delta(d: &Value) -> Block {
-        match str_of(d, "type") {
+    /// The block a delta of type `kind` implies when no `content_block_start` came first.
+    fn for_delta(kind: Option<&str>) -> Block {
+        match kind {
             Some("text_delta") => Block::Text(String::new()),
             Some("thinking_delta") => Block::Thinking(String::new()),
             Some("input_json_delta") => Block::ToolUse {
@@ -317,12 +319,19 @@ impl Block {
 
     /// A `content_block_delta`'s `delta`.
     fn delta(&mut self, d: &Value) {
-        match (self, str_of(d, "type")) {
-            (Block::Text(t), Some("text_delta")) => {
-                t.push_str(str_of(d, "text").unwrap_or_default())
-            }
+        self.delta_parts(&DeltaParts {
+            kind: str_of(d, "type"),
+            text: str_of(d, "text"),
+            thinking: str_of(d, "thinking"),
+            partial_json: str_of(d, "partial_json"),
+        });
+    }
+
+    fn delta_parts(&mut self, d: &DeltaParts<'_>) {
+        match (self, d.kind) {
+            (Block::Text(t), Some("text_delta")) => t.push_str(d.text.unwrap_or_default()),
             (Block::Thinking(t), Some("thinking_delta")) => {
-                t.push_str(str_of(d, "thinking").unwrap_or_default())
+                t.push_str(d.thinking.unwrap_or_default())
             }
             (
                 Block::ToolUse {
@@ -332,7 +341,7 @@ impl Block {
             ) => {
                 // A call without arguments streams only `""`; its arguments are then the
                 // start's `{}`, as in a buffered response.
-                let piece = str_of(d, "partial_json").unwrap_or_default();
+                let piece = d.partial_json.unwrap_or_default();
                 *saw_delta |= !piece.is_empty();
                 json.push_str(piece);
             }
@@ -374,12 +383,43 @@ struct MessagesStream {
     error: Option<String>,
 }
 
-impl StreamDecoder for MessagesStream {
-    fn event(&mut self, name: Option<&str>, data: &[u8]) -> Outcome {
-        let data = json::trim(data);
-        if data.is_empty() {
-            return Outcome::Event;
-        }
+/// What a delta carries, whichever way the event was read.
+struct DeltaParts<'a> {
+    kind: Option<&'a str>,
+    text: Option<&'a str>,
+    thinking: Option<&'a str>,
+    partial_json: Option<&'a str>,
+}
+
+/// A `content_block_delta` event, the one most events of a stream are, read without building a
+/// tree (that tree was the largest cost of decoding a stream). Any other member, a duplicate, or
+/// a value of another type fails the read, and the general reading takes the event.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainDeltaEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: PlainDelta<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partial_json: Option<Cow<'a, str>>,
+}
+
+impl MessagesStream {
+    /// Any event, read as a tree.
+    fn general(&mut self, name: Option<&str>, data: &[u8]) -> Outcome {
         let Some(event) = json::parse_event(data) else {
             return Outcome::Malformed;
         };
@@ -403,7 +443,7 @@ impl StreamDecoder for MessagesStream {
                 if let Some(d) = event.get("delta") {
                     self.blocks
                         .entry(index)
-                        .or_insert_with(|| Block::for_delta(d))
+                        .or_insert_with(|| Block::for_delta(str_of(d, "type")))
                         .delta(d);
                 }
             }
@@ -421,6 +461,40 @@ impl StreamDecoder for MessagesStream {
             _ => {}
         }
         Outcome::Event
+    }
+
+    /// Applies a plain `content_block_delta`; `false` (nothing applied) for any other event.
+    fn plain_delta(&mut self, event: &PlainDeltaEvent<'_>) -> bool {
+        if event.kind != "content_block_delta" {
+            return false;
+        }
+        let d = &event.delta;
+        let parts = DeltaParts {
+            kind: d.kind.as_deref(),
+            text: d.text.as_deref(),
+            thinking: d.thinking.as_deref(),
+            partial_json: d.partial_json.as_deref(),
+        };
+        self.blocks
+            .entry(event.index.unwrap_or(0))
+            .or_insert_with(|| Block::for_delta(parts.kind))
+            .delta_parts(&parts);
+        true
+    }
+}
+
+impl StreamDecoder for MessagesStream {
+    fn event(&mut self, name: Option<&str>, data: &[u8]) -> Outcome {
+        let data = json::trim(data);
+        if data.is_empty() {
+            return Outcome::Event;
+        }
+        if let Ok(event) = serde_json::from_slice::<PlainDeltaEvent<'_>>(data)
+            && self.plain_delta(&event)
+        {
+            return Outcome::Event;
+        }
+        self.general(name, data)
     }
 
     fn output_len(&self) -> usize {
@@ -452,5 +526,152 @@ impl StreamDecoder for MessagesStream {
             block.append_to(&mut out);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::{Frame, Framing, Splitter};
+
+    /// Feeds `events` to a decoder through [`StreamDecoder::event`] (the plain reading where it
+    /// applies) and to one through the general reading only; they must agree on every outcome
+    /// and on the reassembled response. Returns how many events took the plain reading.
+    fn agree(events: &[(Option<String>, Vec<u8>)]) -> usize {
+        let mut fast = MessagesStream::default();
+        let mut general = MessagesStream::default();
+        let mut plain = 0;
+        for (name, data) in events {
+            let trimmed = json::trim(data);
+            plain += usize::from(
+                serde_json::from_slice::<PlainDeltaEvent<'_>>(trimmed)
+                    .is_ok_and(|e| e.kind == "content_block_delta"),
+            );
+            let a = fast.event(name.as_deref(), data);
+            let b = if trimmed.is_empty() {
+                Outcome::Event
+            } else {
+                general.general(name.as_deref(), trimmed)
+            };
+            assert_eq!(a, b, "{}", String::from_utf8_lossy(data));
+        }
+        assert_eq!(Box::new(fast).finish(), Box::new(general).finish());
+        plain
+    }
+
+    fn sse_events(text: &[u8]) -> Vec<(Option<String>, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut splitter = Splitter::new(Framing::Sse).expect("SSE splits");
+        let mut keep = |frame: Frame<'_>| {
+            if let Frame::Event { name, data, .. } = frame {
+                out.push((name.map(str::to_owned), data.to_vec()));
+            }
+        };
+        splitter.push(text, &mut keep);
+        splitter.finish(&mut keep);
+        out
+    }
+
+    #[test]
+    fn plain_deltas_decode_as_the_general_reading_does() {
+        let mut plain = 0;
+        for fixture in [
+            &include_bytes!("../tests/fixtures/anthropic/stream_text.sse")[..],
+            include_bytes!("../tests/fixtures/anthropic/stream_multi.sse"),
+            include_bytes!("../tests/fixtures/anthropic/stream_tool_use.sse"),
+            include_bytes!("../tests/fixtures/anthropic/stream_error.sse"),
+        ] {
+            plain += agree(&sse_events(fixture));
+        }
+        assert!(
+            plain > 5,
+            "the fixtures took the plain reading {plain} times"
+        );
+
+        let start = |index: u32, block: &str| {
+            (
+                Some("content_block_start".to_string()),
+                format!(
+                    r#"{{"type":"content_block_start","index":{index},"content_block":{block}}}"#
+                )
+                .into_bytes(),
+            )
+        };
+        let delta =
+            |name: Option<&str>, data: &str| (name.map(str::to_owned), data.as_bytes().to_vec());
+        let events = vec![
+            start(0, r#"{"type":"text","text":"Hi"}"#),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" there"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":null}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":" no index"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"1}"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"wrong block"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"abc"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":0.0,"delta":{"type":"text_delta","text":"float index"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":["not text"]}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"},"delta":{"type":"text_delta","text":"b"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":3,"delta":{"type":"citations_delta","citation":{"x":1}}}"#,
+            ),
+            delta(
+                Some("content_block_delta"),
+                r#"{"index":0,"delta":{"type":"text_delta","text":" by name"}}"#,
+            ),
+            delta(
+                Some("ping"),
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" typed wins"}}"#,
+            ),
+            delta(
+                None,
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#,
+            ),
+            delta(
+                None,
+                "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\\ud800\"}}",
+            ),
+            delta(
+                None,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"escaped \"q\" \u00e9"}}"#,
+            ),
+            delta(None, "not json"),
+            delta(Some("message_stop"), r#"{"type":"message_stop"}"#),
+        ];
+        assert_eq!(agree(&events), 9);
     }
 }
