@@ -532,44 +532,17 @@ impl StreamDecoder for MessagesStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::framing::{Frame, Framing, Splitter};
+    use crate::protocol::agreement::{self, sse_events};
 
-    /// Feeds `events` to a decoder through [`StreamDecoder::event`] (the plain reading where it
-    /// applies) and to one through the general reading only; they must agree on every outcome
-    /// and on the reassembled response. Returns how many events took the plain reading.
     fn agree(events: &[(Option<String>, Vec<u8>)]) -> usize {
-        let mut fast = MessagesStream::default();
-        let mut general = MessagesStream::default();
-        let mut plain = 0;
-        for (name, data) in events {
-            let trimmed = json::trim(data);
-            plain += usize::from(
-                serde_json::from_slice::<PlainDeltaEvent<'_>>(trimmed)
-                    .is_ok_and(|e| e.kind == "content_block_delta"),
-            );
-            let a = fast.event(name.as_deref(), data);
-            let b = if trimmed.is_empty() {
-                Outcome::Event
-            } else {
-                general.general(name.as_deref(), trimmed)
-            };
-            assert_eq!(a, b, "{}", String::from_utf8_lossy(data));
-        }
-        assert_eq!(Box::new(fast).finish(), Box::new(general).finish());
-        plain
-    }
-
-    fn sse_events(text: &[u8]) -> Vec<(Option<String>, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut splitter = Splitter::new(Framing::Sse).expect("SSE splits");
-        let mut keep = |frame: Frame<'_>| {
-            if let Frame::Event { name, data, .. } = frame {
-                out.push((name.map(str::to_owned), data.to_vec()));
-            }
-        };
-        splitter.push(text, &mut keep);
-        splitter.finish(&mut keep);
-        out
+        agreement::agree::<MessagesStream>(
+            events,
+            |_, data| {
+                serde_json::from_slice::<PlainDeltaEvent<'_>>(data)
+                    .is_ok_and(|e| e.kind == "content_block_delta")
+            },
+            |d, name, data| d.general(name, data),
+        )
     }
 
     #[test]

@@ -739,47 +739,24 @@ impl ChatStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::framing::{Frame, Framing, Splitter};
+    use crate::protocol::agreement::{self, sse_events};
 
-    /// Feeds `events` to two decoders, one through [`StreamDecoder::event`] (the plain-chunk
-    /// reading where it applies) and one through the general reading only, and checks they
-    /// agree on every outcome and on the reassembled response. Returns how many events took
-    /// the plain reading.
     fn agree(events: &[(Option<String>, Vec<u8>)]) -> usize {
-        let mut fast = ChatStream::default();
-        let mut general = ChatStream::default();
-        let mut plain = 0;
-        for (name, data) in events {
-            let trimmed = json::trim(data);
-            let both_plain = name.is_none()
-                && serde_json::from_slice::<PlainChunk<'_>>(trimmed)
-                    .is_ok_and(|c| c.usage.is_none() && c.object.as_deref() != Some("error"));
-            plain += usize::from(both_plain);
-            let a = fast.event(name.as_deref(), data);
-            let b = if trimmed == b"[DONE]" {
-                Outcome::Terminal
-            } else if trimmed.is_empty() {
-                Outcome::Event
-            } else {
-                general.general(name.as_deref(), trimmed)
-            };
-            assert_eq!(a, b, "{}", String::from_utf8_lossy(data));
-        }
-        assert_eq!(Box::new(fast).finish(), Box::new(general).finish());
-        plain
-    }
-
-    fn sse_events(text: &[u8]) -> Vec<(Option<String>, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut splitter = Splitter::new(Framing::Sse).expect("SSE splits");
-        let mut keep = |frame: Frame<'_>| {
-            if let Frame::Event { name, data, .. } = frame {
-                out.push((name.map(str::to_owned), data.to_vec()));
-            }
-        };
-        splitter.push(text, &mut keep);
-        splitter.finish(&mut keep);
-        out
+        agreement::agree::<ChatStream>(
+            events,
+            |name, data| {
+                name.is_none()
+                    && serde_json::from_slice::<PlainChunk<'_>>(data)
+                        .is_ok_and(|c| c.usage.is_none() && c.object.as_deref() != Some("error"))
+            },
+            |d, name, data| {
+                if data == b"[DONE]" {
+                    Outcome::Terminal
+                } else {
+                    d.general(name, data)
+                }
+            },
+        )
     }
 
     #[test]

@@ -68,3 +68,51 @@ pub(crate) fn for_route(route: &Route) -> &'static dyn Protocol {
         (Provider::Ollama, _) => &ollama::Ollama,
     }
 }
+
+/// Checks for decoders that read common events two ways (a borrowed fast reading, and the
+/// general tree reading): both must agree.
+#[cfg(test)]
+pub(crate) mod agreement {
+    use super::{Outcome, StreamDecoder};
+    use crate::framing::{Frame, Framing, Splitter};
+
+    /// The (name, data) of every event of an SSE body.
+    pub(crate) fn sse_events(text: &[u8]) -> Vec<(Option<String>, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut splitter = Splitter::new(Framing::Sse).expect("SSE splits");
+        let mut keep = |frame: Frame<'_>| {
+            if let Frame::Event { name, data, .. } = frame {
+                out.push((name.map(str::to_owned), data.to_vec()));
+            }
+        };
+        splitter.push(text, &mut keep);
+        splitter.finish(&mut keep);
+        out
+    }
+
+    /// Feeds `events` to one decoder through [`StreamDecoder::event`] and to another through
+    /// `general` only (given the trimmed payload); they must agree on every outcome and on the
+    /// reassembled response. Returns how many events `is_plain` says took the fast reading.
+    pub(crate) fn agree<D: StreamDecoder + Default + 'static>(
+        events: &[(Option<String>, Vec<u8>)],
+        is_plain: impl Fn(Option<&str>, &[u8]) -> bool,
+        general: impl Fn(&mut D, Option<&str>, &[u8]) -> Outcome,
+    ) -> usize {
+        let mut fast = D::default();
+        let mut slow = D::default();
+        let mut plain = 0;
+        for (name, data) in events {
+            let trimmed = crate::json::trim(data);
+            plain += usize::from(is_plain(name.as_deref(), trimmed));
+            let a = fast.event(name.as_deref(), data);
+            let b = if trimmed.is_empty() {
+                Outcome::Event
+            } else {
+                general(&mut slow, name.as_deref(), trimmed)
+            };
+            assert_eq!(a, b, "{}", String::from_utf8_lossy(data));
+        }
+        assert_eq!(Box::new(fast).finish(), Box::new(slow).finish());
+        plain
+    }
+}
