@@ -291,8 +291,7 @@ impl Block {
     }
 
     /// A block whose `content_block_start` never came (a stream joined late or mangled): its
-    /// kind is inferred from the delta so the text is not lost.
-    /// The block a delta of type `kind` implies when no `content_block_start` came first.
+    /// kind is inferred from the delta's `type` so the text is not lost.
     fn for_delta(kind: Option<&str>) -> Block {
         match kind {
             Some("text_delta") => Block::Text(String::new()),

@@ -72,16 +72,39 @@ pub fn content_spans(json: &[u8]) -> Option<Vec<ContentSpan<'_>>> {
 /// let out = splice_strings(event, &[(span, "mail [EMAIL]\n")]);
 /// assert_eq!(out, br#"{"delta": {"content": "mail [EMAIL]\n"}, "n": 1}"#);
 /// ```
-pub fn splice_strings(json: &[u8], edits: &[(Range<usize>, &str)]) -> Vec<u8> {
+pub fn splice_strings<T: AsRef<str>>(json: &[u8], edits: &[(Range<usize>, T)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(json.len() + 16);
     let mut from = 0;
     for (span, text) in edits {
         out.extend_from_slice(&json[from..span.start]);
-        serde_json::to_writer(&mut out, text).expect("writing a string to a Vec cannot fail");
+        serde_json::to_writer(&mut out, text.as_ref())
+            .expect("writing a string to a Vec cannot fail");
         from = span.end;
     }
     out.extend_from_slice(&json[from..]);
     out
+}
+
+/// The text of one JSON string literal (a [`ContentSpan::span`] of a document), or `None` when
+/// `literal` is not exactly one valid string literal. Borrowed unless it has escapes.
+///
+/// ```
+/// use warden_protocol::string_literal;
+/// assert_eq!(string_literal(br#""a\u00e9""#).as_deref(), Some("aé"));
+/// assert_eq!(string_literal(br#""a" "#), None);
+/// ```
+pub fn string_literal(literal: &[u8]) -> Option<Cow<'_, str>> {
+    let mut reader = Reader {
+        bytes: literal,
+        at: 0,
+        out: Vec::new(),
+        path: String::new(),
+    };
+    if reader.peek()? != b'"' {
+        return None;
+    }
+    let (_, text) = reader.string()?;
+    (reader.at == literal.len()).then_some(text)
 }
 
 struct Reader<'a> {
@@ -310,8 +333,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The character of a `\uXXXX` escape (`at` is just past the `u`), joining a surrogate
-    /// pair; a lone surrogate is invalid, as `serde_json` has it.
+    /// The character of a `\u` escape and its four hex digits (`at` is just past the `u`),
+    /// joining a surrogate pair; a lone surrogate is invalid, as `serde_json` has it.
     fn unicode_escape(&self, at: &mut usize) -> Option<char> {
         let hex = |at: &mut usize| -> Option<u32> {
             let digits = std::str::from_utf8(self.bytes.get(*at..*at + 4)?).ok()?;
@@ -367,6 +390,7 @@ mod tests {
                 s.span,
                 String::from_utf8_lossy(json)
             );
+            assert_eq!(string_literal(&json[s.span.clone()]), Some(s.text.clone()));
         }
         let mut seen: Vec<_> = spans
             .into_iter()
@@ -617,6 +641,6 @@ mod tests {
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["choices"][0]["delta"]["content"], "new \"text\"");
         assert_eq!(v["x"], "new \"text\"");
-        assert_eq!(splice_strings(event, &[]), event);
+        assert_eq!(splice_strings::<&str>(event, &[]), event);
     }
 }

@@ -67,7 +67,7 @@ mod stream;
 pub mod tools;
 
 pub use content::{EventSplitter, StreamEvent, replace_event_data, visit_content_strings};
-pub use content_spans::{ContentSpan, content_spans, splice_strings};
+pub use content_spans::{ContentSpan, content_spans, splice_strings, string_literal};
 pub use exchange::{
     Content, Exchange, ExchangeRequest, ExchangeResponse, Message, Role, TextPart, ToolCall,
     ToolDefinition, Usage,

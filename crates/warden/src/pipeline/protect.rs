@@ -26,7 +26,7 @@ use warden_protect::transform::{self, Context};
 use warden_protect::vault::Vault;
 use warden_protocol::{
     EventSplitter, ExchangeRequest, ExchangeResponse, Framing, content_spans, replace_event_data,
-    splice_strings,
+    splice_strings, string_literal,
 };
 
 use super::record::ExchangeRecord;
@@ -235,18 +235,10 @@ pub fn request(
     if edits.is_empty() {
         return Ok(false);
     }
-    *body = Bytes::from(splice(body, &edits));
+    // Only the changed literals differ: member order, numbers and spacing go upstream as the
+    // client wrote them.
+    *body = Bytes::from(splice_strings(body, &edits));
     Ok(true)
-}
-
-/// `body` with the string literals at the edits' spans replaced: the rest of the body (member
-/// order, numbers, spacing) is forwarded as the client or the provider wrote it.
-fn splice(body: &[u8], edits: &[(std::ops::Range<usize>, String)]) -> Vec<u8> {
-    let edits: Vec<(std::ops::Range<usize>, &str)> = edits
-        .iter()
-        .map(|(span, text)| (span.clone(), text.as_str()))
-        .collect();
-    splice_strings(body, &edits)
 }
 
 /// Protects a buffered response body: actions for the response direction, then placeholder
@@ -310,7 +302,7 @@ pub fn response(
     if edits.is_empty() {
         return Ok(bytes);
     }
-    Ok(Bytes::from(splice(&bytes, &edits)))
+    Ok(Bytes::from(splice_strings(&bytes, &edits)))
 }
 
 fn blocked_response(record: &ProtectRecord) -> GatewayError {
@@ -509,11 +501,10 @@ impl StreamProtector {
             return;
         }
         let mut finals: Vec<&str> = Vec::new();
+        let (window, hold_injection) = (self.cfg.stream_window, self.hold_injection);
         for s in &spans {
             let id = self.next_id;
             self.next_id += 1;
-            let window = self.cfg.stream_window;
-            let hold_injection = self.hold_injection;
             let channel = match self.channels.get_mut(s.path.as_str()) {
                 Some(c) => {
                     // A string repeated whole in consecutive events (a label, a status) is a
@@ -621,8 +612,8 @@ impl StreamProtector {
             .iter()
             .filter_map(|f| {
                 let released = f.released.as_deref()?;
-                let original = content_spans(&held.data[f.span.clone()])?;
-                (original.first()?.text != released).then(|| (f.span.clone(), released))
+                let original = string_literal(&held.data[f.span.clone()])?;
+                (original != released).then(|| (f.span.clone(), released))
             })
             .collect();
         if edits.is_empty() {
