@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use warden_ledger::log::{EntryDraft, Ledger, LedgerOptions, LedgerReader};
+use warden_ledger::log::{Durability, EntryDraft, Ledger, LedgerOptions, LedgerReader};
 use warden_ledger::note::NoteSigner;
 use warden_ledger::tree::{leaf_hash, verify_inclusion};
 use warden_ledger::verify::{VerifyOptions, verify_ledger};
@@ -84,16 +84,29 @@ fn fdatasync_latency(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Durable appends: `threads` callers each calling `append_blocking` in a loop.
+/// Durable appends: `threads` callers each calling `append_blocking` in a loop; then the same
+/// at concurrency 1 with `Durability::Write` (answered after the write, synced every 50 ms).
 fn append_throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("durable_append");
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(1));
-    for threads in [1usize, 64, 512] {
-        let dir = scratch(&format!("append-{threads}"));
+    for (threads, durability, name) in [
+        (1usize, Durability::Fsync, "concurrency_1"),
+        (64, Durability::Fsync, "concurrency_64"),
+        (512, Durability::Fsync, "concurrency_512"),
+        (
+            1,
+            Durability::Write {
+                sync_interval: Duration::from_millis(50),
+            },
+            "write_mode_concurrency_1",
+        ),
+    ] {
+        let dir = scratch(&format!("append-{name}"));
         let mut opts = LedgerOptions::new(signer());
+        opts.durability = durability;
         opts.batch_max_entries = 512;
         if let Some(us) = std::env::var("WARDEN_LEDGER_BENCH_WAIT_US")
             .ok()
@@ -102,7 +115,7 @@ fn append_throughput(c: &mut Criterion) {
             opts.batch_max_wait = Duration::from_micros(us);
         }
         let ledger = Arc::new(Ledger::open(&dir, opts).unwrap());
-        g.bench_function(format!("concurrency_{threads}"), |b| {
+        g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let per_thread = iters.div_ceil(threads as u64);
                 let barrier = Arc::new(Barrier::new(threads + 1));

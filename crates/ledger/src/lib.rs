@@ -63,8 +63,8 @@ pub mod verify;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
 pub use log::{
-    Appended, BatchObserver, BatchStats, EntryDraft, Ledger, LedgerError, LedgerOptions,
-    LedgerReader, RecoveryReport,
+    Appended, BatchObserver, BatchStats, Durability, EntryDraft, Ledger, LedgerError,
+    LedgerOptions, LedgerReader, RecoveryReport,
 };
 pub use note::{NoteSigner, NoteVerifier};
 pub use receipt::Receipt;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use warden_ledger::log::{Ledger, LedgerOptions};
 use warden_ledger::note::NoteSigner;
 
-use crate::config::Config;
+use crate::config::{Config, Durability};
 
 /// Environment variable holding a signer key string (`PRIVATE+KEY+…`), instead of a key file.
 pub const SIGNING_KEY_ENV: &str = "WARDEN_SIGNING_KEY";
@@ -95,10 +95,23 @@ pub fn open_observed(
     let ledger = open_with(config, signer, observer)?;
     let r = ledger.recovery();
     if r.truncated_bytes > 0 || r.dropped_entries > 0 {
+        let acknowledged = match config.audit.durability {
+            Durability::Fsync => "never acknowledged to any client",
+            // Entries answered before their sync can be the ones a host crash cut.
+            Durability::Write => {
+                "with audit.durability = \"write\" they may have been released before a host crash: their receipts will not verify"
+            }
+        };
         tracing::warn!(
-            "ledger recovery: cut {} bytes of a torn final write ({} entries never acknowledged to any client)",
+            "ledger recovery: cut {} bytes of a torn final write ({} entries, {acknowledged})",
             r.truncated_bytes,
             r.dropped_entries
+        );
+    }
+    if config.audit.durability == Durability::Write {
+        tracing::warn!(
+            "audit.durability = \"write\": responses are released once their ledger entries are written, before their fdatasync (at most {:?} later); a crash of the host or a power loss can lose that much of the ledger",
+            config.audit.sync_interval
         );
     }
     if r.rescanned_entries > 0 || r.restored_checkpoints > 0 {
@@ -127,6 +140,12 @@ fn open_with(
     opts.observer = observer;
     opts.batch_max_entries = a.batch_max_entries;
     opts.batch_max_wait = a.batch_max_wait;
+    opts.durability = match a.durability {
+        Durability::Fsync => warden_ledger::Durability::Fsync,
+        Durability::Write => warden_ledger::Durability::Write {
+            sync_interval: a.sync_interval,
+        },
+    };
     opts.segment_bytes = a.segment_size;
     opts.anchor = a.anchor.clone();
     // Each admitted request has at most one append queued at a time; the rest is events.
@@ -198,7 +217,9 @@ impl Anchor {
                         continue;
                     }
                     waited = std::time::Duration::ZERO;
-                    let Some(cp) = ledger.latest_checkpoint() else {
+                    // Only a synced checkpoint leaves the host: with `durability = "write"` the
+                    // latest one could still be taken back by a power loss.
+                    let Some(cp) = ledger.durable_checkpoint() else {
                         continue;
                     };
                     if let Some(w) = witness.as_mut() {

@@ -375,12 +375,17 @@ async fn a_ledger_that_cannot_write_fails_closed() {
     assert!(text.contains("cannot record"), "{text}");
 }
 
-/// Starts `warden serve` on an existing data dir (so restarts reuse the ledger).
+/// Starts `warden serve` on an existing data dir (so restarts reuse the ledger), with the
+/// `warden.toml` in it if there is one.
 fn serve_on(dir: &Path, upstream: &str) -> (std::process::Child, String) {
     let _ = std::fs::remove_file(dir.join("gateway.json"));
-    let child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir);
+    if dir.join("warden.toml").exists() {
+        cmd.arg("--config").arg(dir.join("warden.toml"));
+    }
+    let child = cmd
         .arg("--upstream")
         .arg(format!("openai={upstream}"))
         .stderr(
@@ -405,8 +410,27 @@ fn serve_on(dir: &Path, upstream: &str) -> (std::process::Child, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_released_entry() {
+    sigkill_rounds(temp_dir("crash")).await;
+}
+
+/// `durability = "write"` releases a response before its entry's fdatasync; the entry is in the
+/// kernel's page cache by then, so a crash of the process (not of the host) still loses none.
+/// The interval is long enough that no timed sync runs during the test: what survives the kills
+/// survives by the write alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_durability_loses_no_released_entry_to_a_process_crash() {
+    let dir = temp_dir("crash-write");
+    std::fs::write(
+        dir.join("warden.toml"),
+        "[audit]\ndurability = \"write\"\nsync_interval = \"60s\"\n",
+    )
+    .unwrap();
+    sigkill_rounds(dir).await;
+}
+
+/// Three rounds of load, each ended by SIGKILL; then every receipt a client got must verify.
+async fn sigkill_rounds(dir: std::path::PathBuf) {
     let mock = mock();
-    let dir = temp_dir("crash");
     let mut receipts: Vec<(u64, String)> = Vec::new();
     for round in 0..3 {
         let (mut child, url) = serve_on(&dir, &mock.url());

@@ -15,6 +15,10 @@
 //! Because the checkpoint travels in the same write as its batch, a batch is durable exactly
 //! when its checkpoint is: recovery never has to guess which entries a released receipt covered.
 //!
+//! [`Durability::Write`] (opt-in) answers after the `write` and moves the `fdatasync` to a timer;
+//! checkpoint copies (`checkpoints`, the anchor) are then appended only after the sync that made
+//! their batch durable, so the copies still never run ahead of the segments.
+//!
 //! It does not decide what goes into an entry (the gateway does), and it never verifies its own
 //! history beyond what recovery needs; [`crate::verify`] is the auditor's check. It has no async
 //! runtime: [`Ledger::append`] takes a completion callback, so a tokio caller wraps it in a
@@ -162,26 +166,49 @@ pub(crate) fn io_err_with(
 
 /// Told about every committed batch, on the writer thread: keep it cheap and non-blocking.
 ///
-/// The writer calls it once per batch, after the batch and its checkpoint are `fdatasync`'d and
-/// published, and before the batch's callers are answered — so a slow observer delays every
+/// The writer calls it once per batch, after the batch and its checkpoint are `fdatasync`'d (with
+/// [`Durability::Write`]: written) and published, and before the batch's callers are answered — so a slow observer delays every
 /// append. It is for metrics (a few atomic updates); it MUST NOT append to the ledger, block on
 /// I/O or panic. It is never called for a failed batch.
 pub trait BatchObserver: Send + Sync {
-    /// One batch is durable.
+    /// One batch is committed.
     fn batch_committed(&self, stats: &BatchStats);
 }
 
-/// What [`BatchObserver::batch_committed`] is told about one durable batch.
+/// What [`BatchObserver::batch_committed`] is told about one committed batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchStats {
     /// Entries in the batch.
     pub entries: usize,
     /// Bytes written to the segment: the entry records and the checkpoint record.
     pub bytes: u64,
-    /// Time spent in the segment `write` and its `fdatasync`.
+    /// Time spent in the segment `write` and its `fdatasync` (with [`Durability::Write`], the
+    /// `write` only).
     pub sync: Duration,
     /// The tree size (entries committed) after the batch.
     pub tree_size: u64,
+}
+
+/// When an appended batch counts as committed, so that its callers are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// The batch is written and `fdatasync`'d before any caller is answered: an answered entry
+    /// survives a crash of the process, of the host and a power loss. The default, and the only
+    /// mode in which a released receipt can never be lost.
+    Fsync,
+    /// The batch is written to the operating system before its callers are answered, and
+    /// `fdatasync`'d at most `sync_interval` after its write (sooner under load: the next batch
+    /// past the interval syncs everything before it). An answered entry survives a crash of the
+    /// process; a crash of the host or a power loss can lose the entries of the last interval,
+    /// and the receipts released for them then name a checkpoint the recovered log does not
+    /// have. `checkpoints`, the anchor and [`Ledger::durable_checkpoint`] only ever hold
+    /// checkpoints whose batch has been synced, so recovery still never finds a copy beyond the
+    /// log.
+    Write {
+        /// The longest a written batch stays unsynced.
+        sync_interval: Duration,
+    },
 }
 
 /// How to run a [`Ledger`]. Build with [`LedgerOptions::new`] and adjust fields.
@@ -209,6 +236,9 @@ pub struct LedgerOptions {
     /// each: 65,536 of them were 9 MB of resident memory in a gateway that admits 4,096
     /// requests at once, each with at most one append queued.
     pub queue_capacity: usize,
+    /// When a batch counts as committed and its callers are answered. Default
+    /// [`Durability::Fsync`].
+    pub durability: Durability,
     /// Told about every committed batch (metrics). Default `None`.
     pub observer: Option<Arc<dyn BatchObserver>>,
     #[cfg(test)]
@@ -226,6 +256,7 @@ impl fmt::Debug for LedgerOptions {
             .field("anchor", &self.anchor)
             .field("max_entry_bytes", &self.max_entry_bytes)
             .field("queue_capacity", &self.queue_capacity)
+            .field("durability", &self.durability)
             .field("observer", &self.observer.as_ref().map(|_| "BatchObserver"))
             .finish_non_exhaustive()
     }
@@ -242,6 +273,7 @@ impl LedgerOptions {
             anchor: None,
             max_entry_bytes: 4 << 20,
             queue_capacity: 8_192,
+            durability: Durability::Fsync,
             observer: None,
             #[cfg(test)]
             fault: None,
@@ -493,7 +525,8 @@ impl Ledger {
     ///
     /// - with `Ok` only after the batch holding the entry was written and `fdatasync`'d and a
     ///   checkpoint covering it was signed (and is durable in the same write) — the caller MAY
-    ///   then release the response;
+    ///   then release the response; with [`Durability::Write`], after the batch and its
+    ///   checkpoint were written, before their `fdatasync`;
     /// - with `Err` if the draft is invalid, the ledger is unhealthy, overloaded or closing, or
     ///   the batch failed — the caller MUST NOT release the response.
     ///
@@ -572,6 +605,13 @@ impl Ledger {
     /// The latest signed checkpoint (`None` while the ledger is empty).
     pub fn latest_checkpoint(&self) -> Option<Arc<SignedCheckpoint>> {
         self.reader.latest_checkpoint()
+    }
+
+    /// The latest checkpoint whose batch is known to be on disk: with [`Durability::Fsync`] the
+    /// latest one; with [`Durability::Write`] the latest synced one. Publish this one (to a
+    /// witness, an anchor program), never a checkpoint a power loss could take back.
+    pub fn durable_checkpoint(&self) -> Option<Arc<SignedCheckpoint>> {
+        self.reader.durable_checkpoint()
     }
 
     /// The exact bytes of entry `index`.

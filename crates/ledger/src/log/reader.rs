@@ -43,6 +43,9 @@ struct Inner {
 pub(crate) struct View {
     pub(crate) size: u64,
     pub(crate) latest: Option<Arc<SignedCheckpoint>>,
+    /// The latest checkpoint whose batch is synced (equal to `latest` unless the writer runs
+    /// with `Durability::Write`).
+    pub(crate) durable: Option<Arc<SignedCheckpoint>>,
     pub(crate) segments: Vec<u64>,
     pub(crate) checkpoints_end: u64,
 }
@@ -107,10 +110,22 @@ impl LedgerReader {
         Ok(())
     }
 
-    pub(crate) fn publish(&self, size: u64, latest: Arc<SignedCheckpoint>, checkpoints_end: u64) {
+    /// A committed batch: `latest` becomes readable. `durable` is `Some` when its batch is
+    /// synced too (and the checkpoint copies now end at `checkpoints_end`).
+    pub(crate) fn publish(&self, size: u64, latest: Arc<SignedCheckpoint>, durable: Option<u64>) {
         let mut view = self.inner.view.write().unwrap_or_else(|p| p.into_inner());
         view.size = size;
+        if let Some(end) = durable {
+            view.durable = Some(latest.clone());
+            view.checkpoints_end = end;
+        }
         view.latest = Some(latest);
+    }
+
+    /// A sync made `durable` (an earlier `latest`) durable; the copies end at `checkpoints_end`.
+    pub(crate) fn publish_durable(&self, durable: Arc<SignedCheckpoint>, checkpoints_end: u64) {
+        let mut view = self.inner.view.write().unwrap_or_else(|p| p.into_inner());
+        view.durable = Some(durable);
         view.checkpoints_end = checkpoints_end;
     }
 
@@ -148,6 +163,16 @@ impl LedgerReader {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .latest
+            .clone()
+    }
+
+    /// The latest checkpoint known to be on disk (see `Ledger::durable_checkpoint`).
+    pub fn durable_checkpoint(&self) -> Option<Arc<SignedCheckpoint>> {
+        self.inner
+            .view
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .durable
             .clone()
     }
 
@@ -324,6 +349,7 @@ fn read_view(dir: &Path) -> Result<View, LedgerError> {
     };
     Ok(View {
         size: latest.as_ref().map_or(0, |c| c.size()),
+        durable: latest.clone(),
         latest,
         segments,
         checkpoints_end: end,

@@ -742,6 +742,7 @@ pub(crate) fn recover(
         dir,
         View {
             size,
+            durable: latest.clone(),
             latest,
             segments,
             checkpoints_end: checkpoints_len,

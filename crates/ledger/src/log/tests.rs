@@ -569,3 +569,146 @@ fn lost_checkpoint_copies_are_restored_from_the_segments() {
     // The anchor kept sizes 1..=5 and was caught up with the latest (8).
     assert_eq!(report.anchor_checked, 6);
 }
+
+/// A fault hook that counts segment syncs and fails them while `fail` is set.
+fn sync_counter(fail: Arc<std::sync::atomic::AtomicBool>) -> (writer::FaultHook, Arc<AtomicUsize>) {
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let counted = syncs.clone();
+    let hook = writer::FaultHook(Arc::new(move |point| {
+        if point != FaultPoint::SegmentSync {
+            return Ok(());
+        }
+        counted.fetch_add(1, Ordering::SeqCst);
+        if fail.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected fdatasync failure"));
+        }
+        Ok(())
+    }));
+    (hook, syncs)
+}
+
+fn checkpoint_copies(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join(CHECKPOINTS_FILE)).unwrap().len() - CHECKPOINTS_HEADER_LEN
+}
+
+/// Polls `done` (bounded: 1,000 × 10 ms) and reports whether it came true.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    (0..1000).any(|_| {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        false
+    })
+}
+
+#[test]
+fn write_durability_answers_before_the_sync_and_copies_checkpoints_only_after_it() {
+    let dir = TempDir::new("write-mode");
+    let (hook, syncs) = sync_counter(Arc::default());
+    let mut opts = LedgerOptions::new(signer());
+    opts.durability = Durability::Write {
+        sync_interval: Duration::from_secs(3600),
+    };
+    opts.fault = Some(hook);
+    let ledger = Ledger::open(dir.path(), opts).unwrap();
+    let receipts: Vec<_> = (0..5)
+        .map(|n| ledger.append_blocking(draft(Some("s"), n)).unwrap())
+        .collect();
+    // Answered, readable and provable, but not yet synced, so not copied or published as durable.
+    assert_eq!(syncs.load(Ordering::SeqCst), 0);
+    assert_eq!(ledger.size(), 5);
+    assert_eq!(ledger.entry(4).unwrap(), receipts[4].entry());
+    assert!(ledger.durable_checkpoint().is_none());
+    assert_eq!(checkpoint_copies(dir.path()), 0);
+    assert_eq!(ledger.checkpoints().unwrap().count(), 0);
+    // Closing syncs them and then copies every checkpoint.
+    ledger.close().unwrap();
+    assert_eq!(syncs.load(Ordering::SeqCst), 1);
+    let ledger = Ledger::open(dir.path(), LedgerOptions::new(signer())).unwrap();
+    assert_eq!(ledger.size(), 5);
+    assert_eq!(ledger.checkpoints().unwrap().count(), 5);
+    assert_eq!(ledger.durable_checkpoint().unwrap().size(), 5);
+    drop(ledger);
+    let report = crate::verify::verify_ledger(
+        dir.path(),
+        &crate::verify::VerifyOptions::new(signer().verifier()),
+    )
+    .unwrap();
+    assert!(report.is_intact(), "{:?}", report.failure);
+    let vkey = signer().verifier().to_vkey();
+    for r in &receipts {
+        crate::verify::verify_receipt(&r.receipt_text(), r.entry(), &vkey).unwrap();
+    }
+}
+
+#[test]
+fn write_durability_syncs_an_idle_ledger_when_the_interval_ends_and_a_busy_one_per_interval() {
+    let dir = TempDir::new("write-idle");
+    let (hook, syncs) = sync_counter(Arc::default());
+    let mut opts = LedgerOptions::new(signer());
+    opts.durability = Durability::Write {
+        sync_interval: Duration::from_millis(20),
+    };
+    opts.fault = Some(hook);
+    let ledger = Ledger::open(dir.path(), opts).unwrap();
+    let first = ledger.append_blocking(draft(None, 0)).unwrap();
+    // Nothing else arrives: the writer wakes for the due sync by itself.
+    assert!(eventually(|| ledger.durable_checkpoint().is_some()));
+    assert_eq!(syncs.load(Ordering::SeqCst), 1);
+    assert_eq!(ledger.durable_checkpoint().unwrap().size(), 1);
+    assert_eq!(
+        ledger.durable_checkpoint().unwrap().note(),
+        first.checkpoint().note()
+    );
+    assert_eq!(ledger.checkpoints().unwrap().count(), 1);
+    drop(ledger);
+
+    // A zero interval syncs every batch before answering it: `fsync` behaviour, answered the
+    // same way.
+    let dir = TempDir::new("write-zero");
+    let (hook, syncs) = sync_counter(Arc::default());
+    let mut opts = LedgerOptions::new(signer());
+    opts.durability = Durability::Write {
+        sync_interval: Duration::ZERO,
+    };
+    opts.fault = Some(hook);
+    let ledger = Ledger::open(dir.path(), opts).unwrap();
+    for n in 0..3 {
+        let a = ledger.append_blocking(draft(None, n)).unwrap();
+        assert_eq!(ledger.durable_checkpoint().unwrap().size(), a.index() + 1);
+    }
+    assert_eq!(syncs.load(Ordering::SeqCst), 3);
+    assert!(checkpoint_copies(dir.path()) > 0);
+}
+
+#[test]
+fn a_failed_deferred_sync_fails_the_ledger_closed() {
+    let dir = TempDir::new("write-fail");
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (hook, syncs) = sync_counter(fail.clone());
+    let mut opts = LedgerOptions::new(signer());
+    opts.durability = Durability::Write {
+        sync_interval: Duration::from_millis(10),
+    };
+    opts.fault = Some(hook);
+    let ledger = Ledger::open(dir.path(), opts).unwrap();
+    // Answered before its sync, which then fails.
+    ledger.append_blocking(draft(None, 0)).unwrap();
+    assert!(eventually(|| !ledger.is_healthy()));
+    assert_eq!(syncs.load(Ordering::SeqCst), 1);
+    assert!(ledger.durable_checkpoint().is_none());
+    assert_eq!(checkpoint_copies(dir.path()), 0);
+    let err = ledger.append_blocking(draft(None, 1)).unwrap_err();
+    assert!(matches!(err, LedgerError::Unavailable { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("injected fdatasync failure"),
+        "{err}"
+    );
+    drop(ledger);
+    // The written batch reached the page cache, so a restart keeps it and restores its copy.
+    let ledger = Ledger::open(dir.path(), LedgerOptions::new(signer())).unwrap();
+    assert!(ledger.is_healthy());
+    assert_eq!(ledger.size(), 1);
+    assert_eq!(ledger.checkpoints().unwrap().count(), 1);
+}

@@ -110,6 +110,17 @@ impl Default for Limits {
     }
 }
 
+/// When a ledger entry counts as recorded (`audit.durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Written and fdatasync'd: survives a power loss.
+    Fsync,
+    /// Written to the operating system, fdatasync'd within `sync_interval`: survives a crash of
+    /// Warden, not of the host.
+    Write,
+}
+
 /// What the ledger keeps of each exchange's content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -147,6 +158,12 @@ pub struct Audit {
     pub origin: String,
     /// Signing key file; default `<data-dir>/ledger/signing.key`.
     pub key_file: Option<PathBuf>,
+    /// When a response may be released: after its entry's fdatasync (`audit.durability =
+    /// "fsync"`), or after its write with the fdatasync at most `sync_interval` later (`"write"`).
+    pub durability: Durability,
+    /// With `durability = "write"`: the longest a written entry waits for its fdatasync.
+    #[serde(serialize_with = "units::ser_duration")]
+    pub sync_interval: Duration,
     /// Group commit: most entries per write + fdatasync.
     pub batch_max_entries: usize,
     /// Group commit: longest wait for concurrent entries to join a batch.
@@ -176,6 +193,8 @@ impl Default for Audit {
             request_entries_all: false,
             origin: default_origin(),
             key_file: None,
+            durability: Durability::Fsync,
+            sync_interval: Duration::from_millis(50),
             batch_max_entries: 256,
             batch_max_wait: Duration::from_micros(200),
             segment_size: 64 << 20,

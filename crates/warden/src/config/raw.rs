@@ -13,7 +13,7 @@ use warden_protocol::Provider;
 
 use super::{
     Admin, Audit, AuthMode, BaseUrl, Capture, Config, ConfigError, DEFAULT_DATA_DIR,
-    DEFAULT_LISTEN, Limits, LogFormat, Upstream, units,
+    DEFAULT_LISTEN, Durability, Limits, LogFormat, Upstream, units,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +69,8 @@ struct RawAudit {
     request_entries: Option<Spanned<String>>,
     origin: Option<Spanned<String>>,
     key_file: Option<String>,
+    durability: Option<Spanned<String>>,
+    sync_interval: Option<Spanned<String>>,
     batch_max_entries: Option<Spanned<i64>>,
     batch_max_wait: Option<Spanned<String>>,
     segment_size: Option<Spanned<RawSize>>,
@@ -500,6 +502,27 @@ pub(super) fn validate(raw: RawConfig, text: &str, file: &str) -> Result<Config,
     }
     if let Some(w) = &a.batch_max_wait {
         audit.batch_max_wait = duration(w, "audit.batch_max_wait")?;
+    }
+    if let Some(i) = choice(&a.durability, "audit.durability", &["fsync", "write"])? {
+        audit.durability = [Durability::Fsync, Durability::Write][i];
+    }
+    if let Some(w) = &a.sync_interval {
+        if audit.durability != Durability::Write {
+            return Err(at(
+                w.span(),
+                "audit.sync_interval",
+                "only applies with `durability = \"write\"` (with the default `fsync`, every entry is synced before its response is released)".into(),
+            ));
+        }
+        audit.sync_interval = duration(w, "audit.sync_interval")?;
+        if audit.sync_interval > std::time::Duration::from_secs(60) {
+            return Err(at(
+                w.span(),
+                "audit.sync_interval",
+                "must be at most 60s: it is how much of the ledger a power loss can take back"
+                    .into(),
+            ));
+        }
     }
     if let Some(v) = &a.segment_size {
         audit.segment_size = size(v, "audit.segment_size", 1 << 20)? as u64;

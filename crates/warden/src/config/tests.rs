@@ -180,6 +180,46 @@ fn audit_choices_are_validated_with_their_options() {
     assert!(c.audit.enabled && !c.audit.stream_buffer);
 }
 
+#[test]
+fn durability_defaults_to_fsync_and_write_takes_a_bounded_interval() {
+    let c = load("").unwrap();
+    assert_eq!(c.audit.durability, Durability::Fsync);
+    let c = load(
+        "[audit]
+durability = \"write\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.audit.durability, Durability::Write);
+    assert_eq!(c.audit.sync_interval, Duration::from_millis(50));
+    let c = load(
+        "[audit]
+durability = \"write\"\nsync_interval = \"5ms\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.audit.sync_interval, Duration::from_millis(5));
+    for (text, line, says) in [
+        ("[audit]\ndurability = \"none\"\n", 2, "fsync, write"),
+        // An interval without `write` would be silently ignored: refuse it.
+        ("[audit]\nsync_interval = \"5ms\"\n", 2, "only applies with"),
+        (
+            "[audit]\ndurability = \"write\"\nsync_interval = \"2m\"\n",
+            3,
+            "at most 60s",
+        ),
+        (
+            "[audit]\ndurability = \"write\"\nsync_interval = \"0s\"\n",
+            3,
+            "sync_interval",
+        ),
+    ] {
+        let err = load(text).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("warden.toml:{line}")) && err.contains(says),
+            "{text:?}: {err}"
+        );
+    }
+}
+
 fn judge(
     c: &Config,
     tool: &str,
