@@ -482,6 +482,27 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, Failure> 
     Ok(tx)
 }
 
+/// A byte relay: every connection accepted on `listener` is joined to a fresh connection to
+/// `to`, and bytes are copied both ways until either side closes.
+///
+/// It is the benchmark's floor for any gateway: one more loopback hop and two more sockets per
+/// connection, with no HTTP parsing and no work of its own. `bench/run.py --configs relay`
+/// measures it next to Warden, so "how far from direct" separates what the hop costs on this
+/// machine from what Warden's pipeline costs.
+pub async fn relay(listener: tokio::net::TcpListener, to: SocketAddr) -> anyhow::Result<()> {
+    loop {
+        let (mut inbound, _) = listener.accept().await.context("accepting a connection")?;
+        tokio::spawn(async move {
+            let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await else {
+                return;
+            };
+            let _ = inbound.set_nodelay(true);
+            let _ = outbound.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

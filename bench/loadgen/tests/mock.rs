@@ -129,3 +129,45 @@ async fn closed_loop_abandons_what_is_in_flight_at_the_end() {
     );
     assert_eq!((report.requests, report.errors), (0, 0), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_passes_requests_and_replies_through_unchanged() {
+    let direct = mock().await;
+    let upstream: std::net::SocketAddr = direct
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relayed = format!(
+        "http://{}/v1/chat/completions",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(warden_loadgen::relay(listener, upstream));
+    let report = run(&config(relayed.clone(), None)).await.unwrap();
+    assert!(report.requests > 0, "{report:?}");
+    assert_eq!(report.errors, 0, "{report:?}");
+    // The same answer as without the relay.
+    let answer = |addr: String| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{CHAT}",
+            CHAT.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let body = out.split_once("\r\n\r\n").unwrap().1;
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["choices"][0]["message"]["content"].clone()
+    };
+    let via_relay = answer(relayed.split('/').nth(2).unwrap().to_string()).await;
+    assert!(
+        via_relay.as_str().is_some_and(|t| !t.is_empty()),
+        "{via_relay}"
+    );
+    assert_eq!(via_relay, answer(upstream.to_string()).await);
+}
