@@ -272,7 +272,12 @@ pub fn response(
         return Ok(Bytes::from(out));
     }
     let Some(spans) = content_spans(&bytes) else {
-        return Ok(bytes);
+        // Not JSON (an HTML error page, plain text): scanned whole, as text.
+        let out = unparsed(cfg, vault, caller, &bytes, record);
+        if record.blocked {
+            return Err(blocked_response(record));
+        }
+        return Ok(out.map_or(bytes, Bytes::from));
     };
     let ctx = caller.ctx(Direction::Response, None);
     let mut edits = Vec::new();
@@ -303,6 +308,47 @@ pub fn response(
         return Ok(bytes);
     }
     Ok(Bytes::from(splice_strings(&bytes, &edits)))
+}
+
+/// Protects answer bytes that are not JSON (a buffered body, a stream event's data) as one
+/// plain-text string at path `$`, so nothing an upstream sends escapes scanning by being
+/// malformed. Returns the rewritten bytes when something changed. Bytes that are not UTF-8 are
+/// scanned as lossy text; since a finding there cannot be rewritten in place, one whose action
+/// would change the text blocks instead (fail closed).
+fn unparsed(
+    cfg: &ProtectConfig,
+    vault: &Vault,
+    caller: &Caller,
+    bytes: &[u8],
+    record: &mut ProtectRecord,
+) -> Option<Vec<u8>> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let ctx = caller.ctx(Direction::Response, None);
+    let (text, exact) = match std::str::from_utf8(bytes) {
+        Ok(t) => (std::borrow::Cow::Borrowed(t), true),
+        Err(_) => (String::from_utf8_lossy(bytes), false),
+    };
+    let mut out = None;
+    if let Some(o) = scan_and_apply(cfg, &text, &ctx) {
+        for f in &o.findings {
+            record.add(Direction::Response, "$", f);
+        }
+        record.blocked |= o.blocked || (!exact && o.text.is_some());
+        out = o.text;
+    }
+    if !exact {
+        return None;
+    }
+    let current = out.as_deref().unwrap_or(&text);
+    if current.contains('\u{27E6}')
+        && let Some((t, n)) = caller.restore(vault, current)
+    {
+        record.restored += n;
+        out = Some(t);
+    }
+    out.map(String::into_bytes)
 }
 
 fn blocked_response(record: &ProtectRecord) -> GatewayError {
@@ -495,7 +541,23 @@ impl StreamProtector {
         };
         // Read from the bytes, not a parsed tree: this runs for every streamed event, and the
         // tree (built, walked twice, dropped) was the largest cost a stream added.
-        let spans = content_spans(data).unwrap_or_default();
+        let Some(spans) = content_spans(data) else {
+            // Not JSON: scanned whole, on its own (no window across events), and rewritten in
+            // place or blocked like any other text.
+            if let Some(mut data) =
+                unparsed(&self.cfg, &self.vault, &self.caller, data, &mut self.record)
+            {
+                if self.framing == Framing::Sse && data.contains(&b'\n') {
+                    // Multi-line data was joined with newlines; each line needs its own field.
+                    data = String::from_utf8_lossy(&data)
+                        .replace('\n', "\ndata: ")
+                        .into_bytes();
+                }
+                held.raw = replace_event_data(self.framing, &held.raw, &data);
+            }
+            self.queue.push_back(held);
+            return;
+        };
         if spans.is_empty() {
             self.queue.push_back(held);
             return;
@@ -780,6 +842,72 @@ mod tests {
         let record = p.take_record();
         assert_eq!(record.findings[0].kind, "github_token");
         assert_eq!(record.findings[0].action, "redact");
+    }
+
+    const TOKEN: &str = "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngOnlyAbC9xy";
+
+    #[test]
+    fn an_event_that_is_not_json_is_scanned_as_text_and_rewritten() {
+        let mut p = protector();
+        let mut out = p.push(&gemini_event("Hello"));
+        // Broken JSON, on two data lines, carrying a token on the second.
+        let bad = format!("data: {{\"oops\": \ndata: leaked {TOKEN} here\n\n");
+        out.extend(p.push(bad.as_bytes()));
+        out.extend(p.push(&gemini_event(" world")));
+        let (before, after) = p.finish(b"");
+        out.extend(before);
+        out.extend(after);
+        let text = String::from_utf8_lossy(&out);
+        assert!(!text.contains("R4nd0m"), "{text}");
+        assert!(
+            text.contains("data: {\"oops\": \ndata: leaked [GITHUB_TOKEN] here\n\n"),
+            "{text}"
+        );
+        assert!(text.contains("Hello") && text.contains(" world"), "{text}");
+        let record = p.take_record();
+        assert!(!record.blocked);
+        assert_eq!(record.findings.len(), 1);
+        assert_eq!(record.findings[0].kind, "github_token");
+        assert_eq!(record.findings[0].path, "$");
+    }
+
+    #[test]
+    fn an_answer_that_is_not_json_is_scanned_as_text() {
+        let cfg = Arc::new(ProtectConfig::default());
+        let vault = Arc::new(Vault::new(
+            Vault::generate_key(),
+            std::time::Duration::from_secs(60),
+        ));
+        let run = |body: Vec<u8>| {
+            let mut record = ProtectRecord::default();
+            let out = response(
+                &cfg,
+                &vault,
+                &Caller::default(),
+                Framing::Json,
+                Bytes::from(body),
+                &mut record,
+            );
+            (out, record)
+        };
+        // An HTML error page echoing a token: rewritten where it stands.
+        let page = format!("<html><body>bad gateway: key {TOKEN}</body></html>");
+        let (out, record) = run(page.into_bytes());
+        assert_eq!(
+            out.unwrap(),
+            "<html><body>bad gateway: key [GITHUB_TOKEN]</body></html>"
+        );
+        assert_eq!(record.findings[0].path, "$");
+        // Not UTF-8: the token is found but cannot be rewritten in place, so the answer is
+        // withheld rather than released with it.
+        let mut binary = format!("key {TOKEN} ").into_bytes();
+        binary.extend_from_slice(&[0xff, 0xfe, 0x00]);
+        let (out, record) = run(binary);
+        assert!(out.is_err() && record.blocked);
+        // Text without findings passes byte for byte.
+        let (out, record) = run(b"upstream timed out".to_vec());
+        assert_eq!(out.unwrap(), "upstream timed out");
+        assert!(record.findings.is_empty());
     }
 
     #[test]
