@@ -352,7 +352,7 @@ impl Writer {
                 copy_checkpoints(&mut self.state, &self.buf[cp_start..], size)?;
                 Some(self.state.checkpoints_len)
             }
-            Some(interval) => {
+            Some(_) => {
                 let unsynced = self.unsynced.get_or_insert_with(|| Unsynced {
                     since: sync_start,
                     checkpoints: Vec::new(),
@@ -362,7 +362,7 @@ impl Writer {
                     .checkpoints
                     .extend_from_slice(&self.buf[cp_start..]);
                 unsynced.latest = checkpoint.clone();
-                if unsynced.since.elapsed() >= interval {
+                if self.sync_due().is_some_and(|due| due <= Instant::now()) {
                     // Due under load: sync this batch with the ones before it.
                     self.sync_written()?;
                     Some(self.state.checkpoints_len)
@@ -386,13 +386,8 @@ impl Writer {
     }
 
     fn segment_write(&mut self) -> Result<(), LedgerError> {
-        let context = |what: &str| {
-            format!(
-                "{what} segment {} (entries up to {})",
-                self.state.segment_first,
-                self.state.frontier.size() - 1
-            )
-        };
+        let (first, last) = (self.state.segment_first, self.state.frontier.size() - 1);
+        let context = |what: &str| format!("{what} segment {first} (entries up to {last})");
         #[cfg(test)]
         if let Some(hook) = &self.opts.fault {
             (hook.0)(FaultPoint::SegmentWrite).map_err(io_err(context("writing")))?;
@@ -408,13 +403,8 @@ impl Writer {
     }
 
     fn segment_sync(&self) -> Result<(), LedgerError> {
-        let context = |what: &str| {
-            format!(
-                "{what} segment {} (entries up to {})",
-                self.state.segment_first,
-                self.state.frontier.size() - 1
-            )
-        };
+        let (first, last) = (self.state.segment_first, self.state.frontier.size() - 1);
+        let context = |what: &str| format!("{what} segment {first} (entries up to {last})");
         #[cfg(test)]
         if let Some(hook) = &self.opts.fault {
             (hook.0)(FaultPoint::SegmentSync).map_err(io_err(context("syncing")))?;
