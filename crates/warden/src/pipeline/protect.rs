@@ -282,22 +282,8 @@ pub fn response(
     let ctx = caller.ctx(Direction::Response, None);
     let mut edits = Vec::new();
     for s in &spans {
-        let mut text = None;
-        if let Some(o) = scan_and_apply(cfg, &s.text, &ctx) {
-            for f in &o.findings {
-                record.add(Direction::Response, &s.path, f);
-            }
-            record.blocked |= o.blocked;
-            text = o.text;
-        }
-        let current = text.as_deref().unwrap_or(&s.text);
-        if current.contains('\u{27E6}')
-            && let Some((t, n)) = caller.restore(vault, current)
-        {
-            record.restored += n;
-            text = Some(t);
-        }
-        if let Some(t) = text {
+        let text = scan_answer(cfg, &ctx, &s.path, &s.text, record);
+        if let Some(t) = restore_answer(vault, caller, &s.text, text, record) {
             edits.push((s.span.clone(), t));
         }
     }
@@ -326,29 +312,54 @@ fn unparsed(
         return None;
     }
     let ctx = caller.ctx(Direction::Response, None);
-    let (text, exact) = match std::str::from_utf8(bytes) {
-        Ok(t) => (std::borrow::Cow::Borrowed(t), true),
-        Err(_) => (String::from_utf8_lossy(bytes), false),
-    };
-    let mut out = None;
-    if let Some(o) = scan_and_apply(cfg, &text, &ctx) {
-        for f in &o.findings {
-            record.add(Direction::Response, "$", f);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            let out = scan_answer(cfg, &ctx, "$", text, record);
+            restore_answer(vault, caller, text, out, record).map(String::into_bytes)
         }
-        record.blocked |= o.blocked || (!exact && o.text.is_some());
-        out = o.text;
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            record.blocked |= scan_answer(cfg, &ctx, "$", &text, record).is_some();
+            None
+        }
     }
-    if !exact {
-        return None;
+}
+
+/// Response-direction actions on one answer string: its findings go into `record` under `path`
+/// (a `block` sets `record.blocked`); returns the rewritten text if an action changed it.
+fn scan_answer(
+    cfg: &ProtectConfig,
+    ctx: &Context<'_>,
+    path: &str,
+    text: &str,
+    record: &mut ProtectRecord,
+) -> Option<String> {
+    let o = scan_and_apply(cfg, text, ctx)?;
+    for f in &o.findings {
+        record.add(Direction::Response, path, f);
     }
-    let current = out.as_deref().unwrap_or(&text);
+    record.blocked |= o.blocked;
+    o.text
+}
+
+/// Puts back the values this caller's placeholders stand for, in `rewritten` (what
+/// [`scan_answer`] returned) or else in `original`; returns the text to release if it differs
+/// from `original`.
+fn restore_answer(
+    vault: &Vault,
+    caller: &Caller,
+    original: &str,
+    rewritten: Option<String>,
+    record: &mut ProtectRecord,
+) -> Option<String> {
+    let current = rewritten.as_deref().unwrap_or(original);
     if current.contains('\u{27E6}')
         && let Some((t, n)) = caller.restore(vault, current)
     {
         record.restored += n;
-        out = Some(t);
+        return Some(t);
     }
-    out.map(String::into_bytes)
+    rewritten
 }
 
 fn blocked_response(record: &ProtectRecord) -> GatewayError {
@@ -780,13 +791,31 @@ mod tests {
     fn protector() -> StreamProtector {
         StreamProtector::new(
             Arc::new(ProtectConfig::default()),
-            Arc::new(Vault::new(
-                Vault::generate_key(),
-                std::time::Duration::from_secs(60),
-            )),
+            vault(),
             Caller::default(),
             Framing::Sse,
         )
+    }
+
+    fn vault() -> Arc<Vault> {
+        Arc::new(Vault::new(
+            Vault::generate_key(),
+            std::time::Duration::from_secs(60),
+        ))
+    }
+
+    /// A buffered JSON answer through [`response`] with the default config.
+    fn buffered(body: impl Into<Bytes>) -> (Result<Bytes, GatewayError>, ProtectRecord) {
+        let mut record = ProtectRecord::default();
+        let out = response(
+            &Arc::new(ProtectConfig::default()),
+            &vault(),
+            &Caller::default(),
+            Framing::Json,
+            body.into(),
+            &mut record,
+        );
+        (out, record)
     }
 
     fn gemini_event(text: &str) -> Vec<u8> {
@@ -873,26 +902,9 @@ mod tests {
 
     #[test]
     fn an_answer_that_is_not_json_is_scanned_as_text() {
-        let cfg = Arc::new(ProtectConfig::default());
-        let vault = Arc::new(Vault::new(
-            Vault::generate_key(),
-            std::time::Duration::from_secs(60),
-        ));
-        let run = |body: Vec<u8>| {
-            let mut record = ProtectRecord::default();
-            let out = response(
-                &cfg,
-                &vault,
-                &Caller::default(),
-                Framing::Json,
-                Bytes::from(body),
-                &mut record,
-            );
-            (out, record)
-        };
         // An HTML error page echoing a token: rewritten where it stands.
         let page = format!("<html><body>bad gateway: key {TOKEN}</body></html>");
-        let (out, record) = run(page.into_bytes());
+        let (out, record) = buffered(page);
         assert_eq!(
             out.unwrap(),
             "<html><body>bad gateway: key [GITHUB_TOKEN]</body></html>"
@@ -902,34 +914,21 @@ mod tests {
         // withheld rather than released with it.
         let mut binary = format!("key {TOKEN} ").into_bytes();
         binary.extend_from_slice(&[0xff, 0xfe, 0x00]);
-        let (out, record) = run(binary);
+        let (out, record) = buffered(binary);
         assert!(out.is_err() && record.blocked);
         // Text without findings passes byte for byte.
-        let (out, record) = run(b"upstream timed out".to_vec());
+        let (out, record) = buffered("upstream timed out");
         assert_eq!(out.unwrap(), "upstream timed out");
         assert!(record.findings.is_empty());
     }
 
     #[test]
     fn a_buffered_answer_changes_only_in_the_rewritten_literal() {
-        let cfg = Arc::new(ProtectConfig::default());
-        let vault = Arc::new(Vault::new(
-            Vault::generate_key(),
-            std::time::Duration::from_secs(60),
-        ));
         // Members out of the usual order, odd spacing, a float and an escaped string: a tree
         // re-serialized would change all of them.
         let body = "{\"model\": \"m\",  \"choices\": [ {\"message\": {\"role\":\"assistant\",\n \"content\": \"use ghp_R4nd0mT0k3nV4lu3F0rT3st1ngOnlyAbC9xy \\u00e9\"}, \"index\": 0} ], \"id\": \"c1\", \"t\": 1.50}";
-        let mut record = ProtectRecord::default();
-        let out = response(
-            &cfg,
-            &vault,
-            &Caller::default(),
-            Framing::Json,
-            Bytes::from(body),
-            &mut record,
-        )
-        .expect("redacted, not blocked");
+        let (out, record) = buffered(body);
+        let out = out.expect("redacted, not blocked");
         let out = String::from_utf8(out.to_vec()).unwrap();
         let at = body.find("\"use ghp_").unwrap();
         let end = body[at + 1..].find('"').unwrap() + at + 2;
