@@ -246,14 +246,20 @@ class Target:
         self.peak_rss = None
 
 
-def start_mock(procs, work, threads):
-    log_path = os.path.join(work, "mock.log")
-    p = procs.start("mock", [WARDEN, "mock-upstream", "--listen", "127.0.0.1:0",
-                             "--threads", str(threads)], log_path)
+def start_announcing(procs, work, name, argv):
+    """Starts a process that prints `... http://HOST:PORT` once it listens; returns it and
+    the address."""
+    log_path = os.path.join(work, f"{name}.log")
+    p = procs.start(name, argv, log_path)
     line = p.stdout.readline().decode()
     if "http://" not in line:
-        raise SystemExit(f"mock did not start: {line!r} {tail(log_path)}")
+        raise SystemExit(f"{name} did not start: {line!r} {tail(log_path)}")
     return p, line.strip().rsplit("http://", 1)[1]
+
+
+def start_mock(procs, work, threads):
+    return start_announcing(procs, work, "mock", [WARDEN, "mock-upstream", "--listen",
+                                                  "127.0.0.1:0", "--threads", str(threads)])
 
 
 def governed_config():
@@ -270,13 +276,10 @@ def governed_config():
 
 def start_relay(procs, work, mock):
     """The floor of any gateway: a TCP byte relay (no HTTP) on as many threads as Warden's."""
-    log_path = os.path.join(work, "relay.log")
-    p = procs.start("relay", [RELAY, "--listen", "127.0.0.1:0", "--to", mock,
-                              "--threads", str(os.cpu_count() or 2)], log_path)
-    line = p.stdout.readline().decode() if p.stdout else ""
-    if "http://" not in line:
-        raise SystemExit(f"warden-relay did not start: {tail(log_path)}")
-    return Target("relay", "relay", addr=line.strip().rsplit("http://", 1)[1], proc=p,
+    p, addr = start_announcing(procs, work, "relay", [RELAY, "--listen", "127.0.0.1:0", "--to",
+                                                       mock, "--threads",
+                                                       str(os.cpu_count() or 2)])
+    return Target("relay", "relay", addr=addr, proc=p,
                   note="`warden-relay`: TCP byte relay to the mock, no HTTP parsing (the floor "
                        "of any gateway: one more hop)")
 
