@@ -7,10 +7,10 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use warden_state::{
-    Cap, Charge, KillTarget, NewKey, Period, Rate, ReserveOutcome, Scope, SqliteStore, Store,
-    Subjects,
+    Cap, Charge, KillTarget, NewKey, Options, Period, Rate, ReserveOutcome, ReserveRequest, Scope,
+    SqliteStore, Store, Subjects,
 };
 
 fn scratch(name: &str) -> PathBuf {
@@ -70,7 +70,29 @@ fn store(c: &mut Criterion) {
         })
     });
 
-    // Authentication among a thousand keys.
+    // Reserving alone (one transaction each) against a batch of 32 in one transaction, as the
+    // gateway's reserver writes them under load; per reservation. Never settled: the caps are
+    // far from their limits.
+    let mut group = c.benchmark_group("reserve");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("one_transaction_each", |b| {
+        b.iter(|| black_box(store.reserve(&caps, 20_000, now).unwrap()))
+    });
+    let batch: Vec<ReserveRequest> = (0..32)
+        .map(|_| ReserveRequest {
+            caps: caps.to_vec(),
+            amount: 20_000,
+            at: now,
+        })
+        .collect();
+    group.throughput(Throughput::Elements(32));
+    group.bench_function("batch_of_32", |b| {
+        b.iter(|| black_box(store.reserve_batch(&batch).unwrap()))
+    });
+    group.finish();
+
+    // Authentication among a thousand keys: remembered (the gateway's case) and read from the
+    // database every time.
     let mut secret = String::new();
     for i in 0..1_000 {
         let created = store.create_key(NewKey::default(), now).unwrap();
@@ -81,6 +103,13 @@ fn store(c: &mut Criterion) {
     c.bench_function("authenticate", |b| {
         b.iter(|| black_box(store.authenticate(black_box(&secret), now).unwrap()))
     });
+    let mut options = Options::default();
+    options.key_refresh = Duration::ZERO;
+    let uncached = SqliteStore::open_with(&dir, options).unwrap();
+    c.bench_function("authenticate_from_database", |b| {
+        b.iter(|| black_box(uncached.authenticate(black_box(&secret), now).unwrap()))
+    });
+    drop(uncached);
 
     // The kill check every request makes: nothing killed, then a miss among 100 kills.
     c.bench_function("killed_none", |b| {

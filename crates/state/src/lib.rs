@@ -13,11 +13,14 @@ What each part guarantees:
 
 - **Keys.** A secret (`wk_…`) is shown once by [`Store::create_key`]; only its HMAC-SHA256 under
   a per-data-dir pepper (`<data-dir>/key-pepper`, mode 0600) is stored, and
-  [`Store::authenticate`] looks keys up by that MAC.
+  [`Store::authenticate`] looks keys up by that MAC. [`SqliteStore`] remembers a key it looked up
+  for [`Options::key_refresh`] (250 ms by default): a revocation through the same store applies
+  at once, one by another process within that bound.
 - **Kills** persist and are answered on the hot path ([`Store::killed`]) from memory; a kill
   written by another process is seen within [`Options::kill_refresh`] (250 ms by default).
 - **Budgets.** [`Store::reserve`] checks every cap and reserves an estimate in one transaction,
   so concurrent requests, in one process or several, cannot together overspend a cap;
+  [`Store::reserve_batch`] judges several in one transaction exactly as one call each would;
   [`Store::settle`] swaps the reservation for the actual cost and records spend for every subject.
 - **Rate limits** are GCRA ([`Store::rate_acquire`]): no fixed windows, exact `retry_after`.
   Embedded state is in memory (see the `gcra` module notes for why and what a restart costs).
@@ -601,6 +604,17 @@ pub enum RateOutcome {
     },
 }
 
+/// One reservation of [`Store::reserve_batch`]: the arguments of [`Store::reserve`].
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    /// The caps to reserve on.
+    pub caps: Vec<Cap>,
+    /// The amount to set aside on each.
+    pub amount: Micros,
+    /// When: picks the period buckets.
+    pub at: SystemTime,
+}
+
 /// One exchange's settlement, for [`Store::settle_batch`].
 #[derive(Debug)]
 pub struct Settlement {
@@ -839,6 +853,20 @@ pub trait Store: Send + Sync + 'static {
         amount: Micros,
         now: SystemTime,
     ) -> Result<ReserveOutcome, StoreError>;
+    /// [`Store::reserve`] for several requests at once, answered in order and judged as if one
+    /// call each were made in that order (each sees what the ones before it reserved). Stores
+    /// that can judge them in one transaction (one lock, one commit) should. An invalid item
+    /// fails alone; `Err` means the store failed and none of them was reserved.
+    #[allow(clippy::type_complexity)]
+    fn reserve_batch(
+        &self,
+        items: &[ReserveRequest],
+    ) -> Result<Vec<Result<ReserveOutcome, StoreError>>, StoreError> {
+        Ok(items
+            .iter()
+            .map(|r| self.reserve(&r.caps, r.amount, r.at))
+            .collect())
+    }
     /// Atomically: release the reservation (if any), add the actual charge to each reserved
     /// cap's bucket, and add spend/tokens/request counts for every known subject (global,
     /// tenant, agent, session, key) in the total, day and month buckets, each row once.

@@ -1,10 +1,10 @@
 //! [`SqliteStore`]: the embedded [`Store`], one SQLite file per data directory.
 //!
 //! Owns the SQL for keys, kills, spend and approvals (the latter in `approvals`), and the
-//! connections that run it. It must not keep
-//! authoritative state anywhere but the database (the kill mirror is a cache of the `kills`
-//! table; rate state is deliberately ephemeral, see the `gcra` module), because a CLI process
-//! may change the same file while the gateway runs.
+//! connections that run it. It must not keep authoritative state anywhere but the database (the
+//! kill mirror is a cache of the `kills` table and `KeyCache` one of recently checked keys, both
+//! with a bounded staleness; rate state is deliberately ephemeral, see the `gcra` module),
+//! because a CLI process may change the same file while the gateway runs.
 //!
 //! # Connections and concurrency
 //!
@@ -71,6 +71,10 @@ pub struct Options {
     pub kill_refresh: Duration,
     /// Read-only connections for lookups (at least 1).
     pub readers: usize,
+    /// How long [`Store::authenticate`] may answer from memory for a key it looked up before:
+    /// the bound on how late a key revoked by another process stops working. Revoking through
+    /// this store takes effect at once. Zero asks the database on every call.
+    pub key_refresh: Duration,
 }
 
 impl Default for Options {
@@ -79,6 +83,7 @@ impl Default for Options {
         Self {
             kill_refresh: Duration::from_millis(250),
             readers: cores.clamp(2, 4),
+            key_refresh: Duration::from_millis(250),
         }
     }
 }
@@ -147,6 +152,7 @@ pub struct SqliteStore {
     rates: RateTable,
     /// Once true, stays true: keys are never deleted, so `has_keys` stops asking SQLite.
     has_keys: AtomicBool,
+    keys: KeyCache,
     next_reservation: AtomicU64,
 }
 
@@ -202,6 +208,7 @@ impl SqliteStore {
             kills,
             rates: RateTable::default(),
             has_keys: AtomicBool::new(false),
+            keys: KeyCache::new(options.key_refresh),
             next_reservation: AtomicU64::new(1),
         })
     }
@@ -307,55 +314,148 @@ impl SqliteStore {
         amount: Micros,
         now: SystemTime,
     ) -> Result<ReserveOutcome, Fail> {
-        if amount < 0 {
-            return Err(invalid("a reservation cannot be negative"));
+        let item = crate::ReserveRequest {
+            caps: caps.to_vec(),
+            amount,
+            at: now,
+        };
+        match self.reserve_batch_inner(std::slice::from_ref(&item))?.pop() {
+            Some(outcome) => outcome,
+            None => Err(invalid("a batch of one reservation answered nothing")),
         }
-        caps.iter().try_for_each(check_cap)?;
-        let at = unix_secs(now);
-        let reserved: Vec<ReservedCap> = caps
+    }
+
+    /// Several reservations in one `BEGIN IMMEDIATE` transaction, judged in order exactly as
+    /// one call each would judge them: each sees the spend and reservations of the ones before
+    /// it. The spend rows are read once and written once per batch, which is the point: under
+    /// load one lock and one commit serve every request waiting to reserve.
+    ///
+    /// An item that is invalid (a negative amount, a malformed cap) fails alone; an SQLite
+    /// error fails the whole batch, and nothing of it is reserved.
+    fn reserve_batch_inner(
+        &self,
+        items: &[crate::ReserveRequest],
+    ) -> Result<Vec<Result<ReserveOutcome, Fail>>, Fail> {
+        // Planned before the lock, like settlements: bad items are answered without it.
+        let plans: Vec<Result<(u64, Vec<ReservedCap>), Fail>> = items
             .iter()
-            .map(|cap| ReservedCap {
-                bucket: bucket(cap.period, at),
-                cap: cap.clone(),
+            .map(|item| {
+                if item.amount < 0 {
+                    return Err(invalid("a reservation cannot be negative"));
+                }
+                item.caps.iter().try_for_each(check_cap)?;
+                let at = unix_secs(item.at);
+                let caps = item
+                    .caps
+                    .iter()
+                    .map(|cap| ReservedCap {
+                        bucket: bucket(cap.period, at),
+                        cap: cap.clone(),
+                    })
+                    .collect();
+                Ok((at, caps))
             })
             .collect();
 
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for rc in &reserved {
-            let status = read_status(&tx, &rc.cap, &rc.bucket)?;
-            let used = status.spent_micros.saturating_add(status.reserved_micros);
-            if used >= status.limit_micros || used.saturating_add(amount) > status.limit_micros {
-                // Dropping `tx` rolls back: nothing was written yet anyway.
-                return Ok(ReserveOutcome::Exceeded(status));
+        // Every spend row the batch looks at, as the transaction sees it plus what earlier
+        // items of the batch reserved on it. A batch names few distinct rows: a list it is.
+        let mut rows: Vec<BatchRow> = Vec::new();
+        let mut out = Vec::with_capacity(items.len());
+        for (item, plan) in items.iter().zip(plans) {
+            let (at, reserved) = match plan {
+                Ok(p) => p,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let mut slots = Vec::with_capacity(reserved.len());
+            for rc in &reserved {
+                let slot = match rows.iter().position(|r| r.holds(rc)) {
+                    Some(i) => i,
+                    None => {
+                        let s = read_status(&tx, &rc.cap, &rc.bucket)?;
+                        rows.push(BatchRow {
+                            scope: rc.cap.scope,
+                            subject: rc.cap.subject.clone(),
+                            period: rc.cap.period,
+                            bucket: rc.bucket.clone(),
+                            spent: s.spent_micros,
+                            reserved: s.reserved_micros,
+                            added: 0,
+                            last_at: 0,
+                            written: false,
+                        });
+                        rows.len() - 1
+                    }
+                };
+                slots.push(slot);
             }
+            let crossed = reserved.iter().zip(&slots).find(|(rc, slot)| {
+                let row = &rows[**slot];
+                let used = row.spent.saturating_add(row.reserved);
+                used >= rc.cap.limit_micros
+                    || used.saturating_add(item.amount) > rc.cap.limit_micros
+            });
+            if let Some((rc, slot)) = crossed {
+                let row = &rows[*slot];
+                out.push(Ok(ReserveOutcome::Exceeded(CapStatus {
+                    name: rc.cap.name.clone(),
+                    scope: rc.cap.scope,
+                    subject: rc.cap.subject.clone(),
+                    period: rc.cap.period,
+                    bucket: rc.bucket.clone(),
+                    limit_micros: rc.cap.limit_micros,
+                    soft_micros: rc.cap.soft_micros,
+                    spent_micros: row.spent,
+                    reserved_micros: row.reserved,
+                })));
+                continue;
+            }
+            // Caps naming the same row share one reservation of the amount.
+            let mut touched: Vec<usize> = Vec::with_capacity(slots.len());
+            for slot in slots {
+                if !touched.contains(&slot) {
+                    touched.push(slot);
+                    let row = &mut rows[slot];
+                    row.reserved = row.reserved.saturating_add(item.amount);
+                    row.added = row.added.saturating_add(item.amount);
+                    row.last_at = row.last_at.max(at);
+                    row.written = true;
+                }
+            }
+            out.push(Ok(ReserveOutcome::Reserved(Reservation {
+                id: self.next_reservation.fetch_add(1, Ordering::Relaxed),
+                amount: item.amount,
+                at,
+                caps: reserved,
+            })));
         }
-        for (i, rc) in reserved.iter().enumerate() {
-            if first_of_row(&reserved, i) {
-                tx.prepare_cached(
-                    "INSERT INTO spend (scope, subject, period, bucket, reserved_micros, last_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (scope, subject, period, bucket) DO UPDATE SET
-                         reserved_micros = reserved_micros + excluded.reserved_micros,
-                         last_at = max(last_at, excluded.last_at)",
-                )?
-                .execute(params![
-                    rc.cap.scope.name(),
-                    rc.cap.subject,
-                    rc.cap.period.name(),
-                    rc.bucket,
-                    amount,
-                    to_sql_int(at),
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO spend (scope, subject, period, bucket, reserved_micros, last_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (scope, subject, period, bucket) DO UPDATE SET
+                     reserved_micros = reserved_micros + excluded.reserved_micros,
+                     last_at = max(last_at, excluded.last_at)",
+            )?;
+            // A reservation of 0 (a zero estimate) still writes its row, as a single call did:
+            // `last_at` says the subject was seen.
+            for row in rows.iter().filter(|r| r.written) {
+                upsert.execute(params![
+                    row.scope.name(),
+                    row.subject,
+                    row.period.name(),
+                    row.bucket,
+                    row.added,
+                    to_sql_int(row.last_at),
                 ])?;
             }
         }
         tx.commit()?;
-        Ok(ReserveOutcome::Reserved(Reservation {
-            id: self.next_reservation.fetch_add(1, Ordering::Relaxed),
-            amount,
-            at,
-            caps: reserved,
-        }))
+        Ok(out)
     }
 
     fn settle_inner(
@@ -459,6 +559,91 @@ impl SqliteStore {
         }
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Keys looked up recently, by MAC (never by secret), each with when it was read.
+///
+/// Authentication is on every request; without this it is a database read each time. Entries
+/// are trusted for `refresh` (see [`Options::key_refresh`]), dropped all at once when this
+/// store revokes a key, and the whole map is dropped when it reaches [`KeyCache::MAX`] keys.
+struct KeyCache {
+    refresh: Duration,
+    map: std::sync::RwLock<Cached>,
+}
+
+#[derive(Default)]
+struct Cached {
+    /// Bumped by every revocation through this store: a lookup that read the database before
+    /// one does not put what it read.
+    generation: u64,
+    keys: HashMap<String, (KeyInfo, Instant)>,
+}
+
+impl KeyCache {
+    const MAX: usize = 10_000;
+
+    fn new(refresh: Duration) -> KeyCache {
+        KeyCache {
+            refresh,
+            map: std::sync::RwLock::new(Cached::default()),
+        }
+    }
+
+    /// A fresh entry, or the generation to hand to [`put`](Self::put) after reading the
+    /// database.
+    fn get(&self, hash: &str) -> Result<KeyInfo, u64> {
+        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        match map.keys.get(hash) {
+            Some((info, read)) if read.elapsed() < self.refresh => Ok(info.clone()),
+            _ => Err(map.generation),
+        }
+    }
+
+    fn put(&self, hash: String, info: &KeyInfo, generation: u64) {
+        if self.refresh.is_zero() {
+            return;
+        }
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if map.generation != generation {
+            return;
+        }
+        if map.keys.len() >= Self::MAX {
+            map.keys.clear();
+        }
+        map.keys.insert(hash, (info.clone(), Instant::now()));
+    }
+
+    fn invalidate(&self) {
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        map.generation += 1;
+        map.keys.clear();
+    }
+}
+
+/// A spend row as a batch of reservations sees it (see `reserve_batch_inner`).
+struct BatchRow {
+    scope: Scope,
+    subject: String,
+    period: Period,
+    bucket: String,
+    spent: Micros,
+    /// Reserved in the database plus what earlier items of the batch added.
+    reserved: Micros,
+    /// What the batch adds, written once at its end.
+    added: Micros,
+    /// The latest time of an item that reserved on it.
+    last_at: u64,
+    /// Whether an item reserved on it (then it is written, even when the amounts were 0).
+    written: bool,
+}
+
+impl BatchRow {
+    fn holds(&self, rc: &ReservedCap) -> bool {
+        self.scope == rc.cap.scope
+            && self.period == rc.cap.period
+            && self.subject == rc.cap.subject
+            && self.bucket == rc.bucket
     }
 }
 
@@ -852,6 +1037,9 @@ impl Store for SqliteStore {
                 stmt.query_row(params![id, to_sql_int(unix_secs(now))], key_row)
                     .optional()
             });
+        // After the commit: a lookup from here on reads the revocation, and one that read the
+        // database before it does not keep what it read (the generation moved).
+        self.keys.invalidate();
         self.done(r.map_err(Fail::from))
     }
 
@@ -865,13 +1053,23 @@ impl Store for SqliteStore {
         // the pepper no one can steer a MAC's digits, so the signal carries nothing about any
         // stored secret. The secret itself is never compared or stored.
         let hash = self.hasher.hash(presented);
-        let conn = self.reader();
-        let found = conn
-            .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE hash = ?1"))
-            .and_then(|mut stmt| stmt.query_row([&hash], key_row).optional());
-        let info = match self.done(found.map_err(Fail::from))? {
-            None => return Ok(KeyCheck::Unknown),
-            Some(info) => info,
+        let info = match self.keys.get(&hash) {
+            Ok(info) => info,
+            Err(generation) => {
+                let conn = self.reader();
+                let found = conn
+                    .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM keys WHERE hash = ?1"))
+                    .and_then(|mut stmt| stmt.query_row([&hash], key_row).optional());
+                match self.done(found.map_err(Fail::from))? {
+                    // Unknown keys are not remembered: a key created a moment ago by another
+                    // process works at once, and guessing cannot grow the cache.
+                    None => return Ok(KeyCheck::Unknown),
+                    Some(info) => {
+                        self.keys.put(hash, &info, generation);
+                        info
+                    }
+                }
+            }
         };
         let now = unix_secs(now);
         Ok(if info.revoked_at.is_some() {
@@ -929,6 +1127,14 @@ impl Store for SqliteStore {
         now: SystemTime,
     ) -> Result<ReserveOutcome, StoreError> {
         self.done(self.reserve_inner(caps, amount, now))
+    }
+
+    fn reserve_batch(
+        &self,
+        items: &[crate::ReserveRequest],
+    ) -> Result<Vec<Result<ReserveOutcome, StoreError>>, StoreError> {
+        let all = self.done(self.reserve_batch_inner(items))?;
+        Ok(all.into_iter().map(|r| self.done(r)).collect())
     }
 
     fn settle(

@@ -7,8 +7,8 @@ use std::sync::{Arc, Barrier};
 
 use common::{NOON, Scratch, at, noon};
 use warden_state::{
-    Cap, CapStatus, Charge, Micros, Period, Reservation, ReserveOutcome, Scope, SpendFilter,
-    SpendRow, SqliteStore, Store, StoreError, Subjects,
+    Cap, CapStatus, Charge, Micros, Period, Reservation, ReserveOutcome, ReserveRequest, Scope,
+    SpendFilter, SpendRow, SqliteStore, Store, StoreError, Subjects,
 };
 
 const DOLLAR: Micros = 1_000_000;
@@ -85,7 +85,10 @@ impl Rng {
 /// 64 threads, spread over `stores` (one per simulated process), each reserving $0.02 and
 /// settling a random actual cost at most that, until refused. Meanwhile a watcher checks that
 /// spent + reserved never exceeds the cap in any committed state.
-fn hammer_one_dollar_cap(stores: Vec<Arc<SqliteStore>>) {
+///
+/// With `batch` above 1 every thread reserves that many estimates per call, with
+/// [`Store::reserve_batch`] (one transaction), and settles each one it got.
+fn hammer_one_dollar_cap(stores: Vec<Arc<SqliteStore>>, batch: usize) {
     const ESTIMATE: Micros = 20_000;
     const THREADS: usize = 64;
     let the_cap = Cap {
@@ -125,19 +128,37 @@ fn hammer_one_dollar_cap(stores: Vec<Arc<SqliteStore>>) {
                 // Every settle adds at least 1 micro-USD, so this ends within 1e6 rounds; in
                 // practice about a hundred in total.
                 loop {
-                    match store
-                        .reserve(std::slice::from_ref(&the_cap), ESTIMATE, noon())
-                        .unwrap()
-                    {
-                        ReserveOutcome::Reserved(r) => {
-                            let actual = 1 + rng.below(ESTIMATE as u64) as Micros;
-                            let after = store
-                                .settle(Some(r), &bot(), &priced(actual), noon())
-                                .unwrap();
-                            assert_eq!(after.len(), 1);
-                            settled += actual;
+                    let outcomes = if batch > 1 {
+                        let one = ReserveRequest {
+                            caps: vec![the_cap.clone()],
+                            amount: ESTIMATE,
+                            at: noon(),
+                        };
+                        let all = store.reserve_batch(&vec![one; batch]).unwrap();
+                        all.into_iter().map(Result::unwrap).collect()
+                    } else {
+                        vec![
+                            store
+                                .reserve(std::slice::from_ref(&the_cap), ESTIMATE, noon())
+                                .unwrap(),
+                        ]
+                    };
+                    let mut refused = None;
+                    for outcome in outcomes {
+                        match outcome {
+                            ReserveOutcome::Reserved(r) => {
+                                let actual = 1 + rng.below(ESTIMATE as u64) as Micros;
+                                let after = store
+                                    .settle(Some(r), &bot(), &priced(actual), noon())
+                                    .unwrap();
+                                assert_eq!(after.len(), 1);
+                                settled += actual;
+                            }
+                            ReserveOutcome::Exceeded(st) => refused = Some(st),
                         }
-                        ReserveOutcome::Exceeded(st) => return (settled, st),
+                    }
+                    if let Some(st) = refused {
+                        return (settled, st);
                     }
                 }
             })
@@ -200,7 +221,13 @@ fn hammer_one_dollar_cap(stores: Vec<Arc<SqliteStore>>) {
 #[test]
 fn sixty_four_threads_cannot_overspend_one_cap() {
     let dir = Scratch::new("budget-threads");
-    hammer_one_dollar_cap(vec![Arc::new(dir.open())]);
+    hammer_one_dollar_cap(vec![Arc::new(dir.open())], 1);
+}
+
+#[test]
+fn sixty_four_threads_reserving_in_batches_cannot_overspend_one_cap() {
+    let dir = Scratch::new("budget-batches");
+    hammer_one_dollar_cap(vec![Arc::new(dir.open()), Arc::new(dir.open())], 3);
 }
 
 #[test]
@@ -208,7 +235,7 @@ fn two_processes_cannot_overspend_one_cap() {
     let dir = Scratch::new("budget-processes");
     // Two independent stores on one file: separate connections, locks and caches, exactly
     // what a gateway and a second process sharing the data dir have.
-    hammer_one_dollar_cap(vec![Arc::new(dir.open()), Arc::new(dir.open())]);
+    hammer_one_dollar_cap(vec![Arc::new(dir.open()), Arc::new(dir.open())], 1);
 }
 
 #[test]
@@ -709,5 +736,104 @@ fn a_settled_batch_counts_exactly_like_settling_one_by_one() {
     assert_eq!(
         row(&b, Scope::Global, "", Period::Total, "total").spent_micros,
         205_000
+    );
+}
+
+#[test]
+fn a_reserved_batch_judges_exactly_like_reserving_one_by_one() {
+    let one = Scratch::new("reserve-one");
+    let many = Scratch::new("reserve-many");
+    let (a, b) = (one.open(), many.open());
+    let day = cap("agent-daily", Scope::Agent, "bot", Period::Day, DOLLAR);
+    // The same spend row as `day`, a lower limit: caps on one row share one reservation.
+    let strict = cap("agent-strict", Scope::Agent, "bot", Period::Day, 900_000);
+    let tenant = cap(
+        "acme-total",
+        Scope::Tenant,
+        "acme",
+        Period::Total,
+        1_500_000,
+    );
+    let other = cap("other-daily", Scope::Agent, "other", Period::Day, DOLLAR);
+    let req = |caps: &[&Cap], amount: Micros, secs: u64| ReserveRequest {
+        caps: caps.iter().map(|c| (*c).clone()).collect(),
+        amount,
+        at: at(NOON + secs),
+    };
+    let mut broken = tenant.clone();
+    broken.subject = String::new();
+    let items = vec![
+        req(&[&day, &tenant], 400_000, 0),
+        req(&[&day, &strict, &tenant], 400_000, 1),
+        // strict: 800k used + 200k > 900k: refused on the second cap, nothing reserved.
+        req(&[&day, &strict, &tenant], 200_000, 2),
+        // …while 100k still fits under both.
+        req(&[&day, &strict], 100_000, 3),
+        req(&[&other, &tenant], 600_000, 4),
+        // tenant: 1.4M used, 200k more crosses 1.5M.
+        req(&[&other, &tenant], 200_000, 5),
+        req(&[&other], -1, 6),
+        req(&[&broken], 10, 7),
+        // A zero estimate is refused once a cap is used up (strict is at 900k of 900k)…
+        req(&[&strict], 0, 8),
+        // …and reserves (and writes) nothing on a cap that has room.
+        req(&[&other], 0, 9),
+        // Tomorrow: a new day bucket, in the same batch.
+        req(&[&day], 50_000, 86_400),
+    ];
+    let singles: Vec<Result<ReserveOutcome, StoreError>> = items
+        .iter()
+        .map(|r| a.reserve(&r.caps, r.amount, r.at))
+        .collect();
+    let batch = b.reserve_batch(&items).unwrap();
+    assert_eq!(batch.len(), items.len());
+
+    let summary = |r: &Result<ReserveOutcome, StoreError>| match r {
+        Ok(ReserveOutcome::Reserved(r)) => format!("reserved {}", r.amount()),
+        Ok(ReserveOutcome::Exceeded(st)) => format!("exceeded {st:?}"),
+        Err(StoreError::InvalidArgument(m)) => format!("invalid {m}"),
+        Err(e) => panic!("store error: {e}"),
+    };
+    let (x, y): (Vec<String>, Vec<String>) = (
+        singles.iter().map(summary).collect(),
+        batch.iter().map(summary).collect(),
+    );
+    assert_eq!(x, y);
+    // The cases above are what they say they are, so the comparison is not between two
+    // equally wrong answers.
+    let Ok(ReserveOutcome::Exceeded(strict_refusal)) = &batch[2] else {
+        panic!("item 2 was not refused: {}", y[2]);
+    };
+    assert_eq!(
+        (
+            strict_refusal.name.as_str(),
+            strict_refusal.spent_micros,
+            strict_refusal.reserved_micros
+        ),
+        ("agent-strict", 0, 800_000)
+    );
+    assert!(y[3].starts_with("reserved 100000"), "{}", y[3]);
+    assert!(y[5].contains("acme-total") && y[5].contains("reserved_micros: 1400000"));
+    assert!(y[6].starts_with("invalid") && y[7].starts_with("invalid"));
+    assert!(y[8].contains("agent-strict") && y[9] == "reserved 0");
+    assert_eq!(y[10], "reserved 50000");
+
+    // Every row, every column (reserved sums, last_at): the same books.
+    let (all_a, all_b) = (
+        a.spend(&SpendFilter::default()).unwrap(),
+        b.spend(&SpendFilter::default()).unwrap(),
+    );
+    assert_eq!(all_a, all_b);
+    assert_eq!(
+        row(&b, Scope::Agent, "bot", Period::Day, "2026-11-21").reserved_micros,
+        900_000
+    );
+    assert_eq!(
+        row(&b, Scope::Agent, "other", Period::Day, "2026-11-21").last_at,
+        NOON + 9
+    );
+    assert_eq!(
+        row(&b, Scope::Agent, "bot", Period::Day, "2026-11-22").reserved_micros,
+        50_000
     );
 }

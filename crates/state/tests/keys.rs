@@ -336,3 +336,44 @@ fn the_store_is_shareable_and_rate_limits_through_the_trait() {
         }
     );
 }
+
+#[test]
+fn a_key_revoked_by_another_process_stops_working_within_key_refresh() {
+    let dir = Scratch::new("keys-refresh");
+    let open = |refresh: Duration| {
+        let mut options = warden_state::Options::default();
+        options.key_refresh = refresh;
+        SqliteStore::open_with(dir.path(), options).unwrap()
+    };
+    let gateway = open(Duration::from_secs(3600));
+    let eager = open(Duration::ZERO);
+    let cli = dir.open();
+    let key = gateway.create_key(new_key(), noon()).unwrap();
+    let other = gateway.create_key(NewKey::default(), noon()).unwrap();
+    assert!(matches!(
+        gateway.authenticate(&key.secret, noon()).unwrap(),
+        KeyCheck::Valid(_)
+    ));
+
+    cli.revoke_key(&key.info.id, noon()).unwrap();
+    // Within the refresh interval the gateway answers from memory: that is the bound.
+    assert!(matches!(
+        gateway.authenticate(&key.secret, noon()).unwrap(),
+        KeyCheck::Valid(_)
+    ));
+    // With no interval, the database decides every time.
+    assert!(matches!(
+        eager.authenticate(&key.secret, noon()).unwrap(),
+        KeyCheck::Revoked(_)
+    ));
+    // A revocation through the gateway's own store forgets what it remembered.
+    gateway.revoke_key(&other.info.id, noon()).unwrap();
+    assert!(matches!(
+        gateway.authenticate(&key.secret, noon()).unwrap(),
+        KeyCheck::Revoked(_)
+    ));
+    assert!(matches!(
+        gateway.authenticate(&other.secret, noon()).unwrap(),
+        KeyCheck::Revoked(_)
+    ));
+}
