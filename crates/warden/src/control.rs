@@ -12,7 +12,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use warden_state::{KillRecord, KillTarget, Store, Subjects};
+use warden_state::{Cap, KillRecord, KillTarget, Micros, ReserveOutcome, Store, Subjects};
+
+mod reserve;
+
+pub use reserve::Reserver;
 
 use crate::config::{AuthMode, Config, PolicyConfig};
 use crate::metrics::Metrics;
@@ -236,6 +240,8 @@ pub struct Control {
     settle_tx: Mutex<std::sync::mpsc::Sender<SettleMsg>>,
     /// Keys, spend, kills and rate state.
     pub store: Arc<dyn Store>,
+    /// Budget reservations of requests, combined into batches under load.
+    pub reserver: Arc<Reserver>,
     policy: RwLock<Arc<PolicyConfig>>,
     auth: RwLock<AuthMode>,
     has_keys: AtomicBool,
@@ -264,6 +270,7 @@ impl Control {
                 crate::pipeline::forward::build_client(&config.limits, &[]),
             )),
             settle_tx: Mutex::new(settler(store.clone(), metrics.clone())),
+            reserver: Reserver::new(store.clone()),
             store,
             policy: RwLock::new(Arc::new(config.policy.clone())),
             auth: RwLock::new(config.auth),
@@ -283,6 +290,23 @@ impl Control {
             control.metrics.set_kills_active(kills.len() as i64);
         }
         Arc::new(control)
+    }
+
+    /// Reserves `amount` on every cap (see [`Store::reserve`]), combined with the other requests
+    /// reserving at the same time (see [`Reserver`]). `Err` is the store's failure, as a
+    /// message for the client.
+    pub async fn reserve(
+        &self,
+        caps: &[Cap],
+        amount: Micros,
+        at: std::time::SystemTime,
+    ) -> Result<ReserveOutcome, String> {
+        let request = warden_state::ReserveRequest {
+            caps: caps.to_vec(),
+            amount,
+            at,
+        };
+        self.reserver.reserve(request).await
     }
 
     /// Queues an exchange's spend for the settler thread.

@@ -169,7 +169,7 @@ pub fn kill_check(control: &Control, flight: &mut Flight) -> Result<(), GatewayE
 }
 
 /// Rules, limits, rates and budgets for a parsed request.
-pub fn decide(
+pub async fn decide(
     control: &Arc<Control>,
     flight: &mut Flight,
     headers: &HeaderMap,
@@ -177,7 +177,6 @@ pub fn decide(
 ) -> Result<(), GatewayError> {
     let policy = control.policy();
     let model = flight.model().map(str::to_string);
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let upstream_host = flight
         .target
         .upstream
@@ -187,19 +186,23 @@ pub fn decide(
         .map_or(flight.target.upstream.url.authority.as_str(), |(h, _)| h)
         .to_string();
     let id = flight.identity.clone();
-    let facts = Facts {
-        provider: flight.target.route.provider.name(),
-        route: flight.target.route.operation.name(),
-        method: flight.method.as_str(),
-        upstream_host: &upstream_host,
-        model: model.as_deref(),
-        tenant: id.tenant.as_deref(),
-        agent: id.agent.as_deref(),
-        key: id.key.as_deref(),
-        session: id.session.as_deref(),
-        header: &header,
+    // Judged in a block: the header lookup is not `Sync`, and the budget stage below awaits.
+    let decision = {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let facts = Facts {
+            provider: flight.target.route.provider.name(),
+            route: flight.target.route.operation.name(),
+            method: flight.method.as_str(),
+            upstream_host: &upstream_host,
+            model: model.as_deref(),
+            tenant: id.tenant.as_deref(),
+            agent: id.agent.as_deref(),
+            key: id.key.as_deref(),
+            session: id.session.as_deref(),
+            header: &header,
+        };
+        policy.rules.evaluate(&facts, jiff::Timestamp::now())
     };
-    let decision = policy.rules.evaluate(&facts, jiff::Timestamp::now());
     flight.verdict.rule = decision.rule.map(|r| r.name().to_string());
     let rule_name = flight.verdict.rule.clone().unwrap_or_default();
     match decision.action {
@@ -380,9 +383,9 @@ pub fn decide(
         let max_out = requested_max.or(ceiling).unwrap_or(DEFAULT_OUTPUT_RESERVE);
         let worst = warden_policy::worst_case_micros(&price, input_estimate, max_out);
         match control
-            .store
             .reserve(&caps, worst, SystemTime::now())
-            .map_err(|e| GatewayError::state_unavailable(e.to_string()))?
+            .await
+            .map_err(GatewayError::state_unavailable)?
         {
             ReserveOutcome::Reserved(r) => {
                 admission.reservation = Some(r);

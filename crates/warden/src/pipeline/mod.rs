@@ -526,7 +526,7 @@ async fn exchange(
     }
     flight.request_digest = Some(BodyDigest::of(&body));
     let stream_requested = flight.request.as_ref().is_some_and(|r| r.stream);
-    decide::decide(&gw.control, flight, &parts.headers, body.len())?;
+    decide::decide(&gw.control, flight, &parts.headers, body.len()).await?;
     let protection = flight.protection.clone();
     if flight.target.route.operation.has_body() {
         let caller = flight.caller();
