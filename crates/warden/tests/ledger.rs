@@ -833,3 +833,80 @@ async fn long_content_goes_to_content_addressed_blobs() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(name));
     assert!(audit(&gw.data_dir, &["verify"]).status.success());
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_before_a_buffered_answer_is_recorded_and_gives_its_budget_back() {
+    use tokio::io::AsyncWriteExt;
+    let mock = mock();
+    let gw = gateway_with_config(
+        &mock.url(),
+        "[[budgets]]\nname = \"agent-daily\"\nper = \"agent\"\nlimit_usd = 10\nperiod = \"day\"\n",
+    );
+    // The upstream answers after 3 s; the client hangs up after it has sent the request.
+    let body =
+        r#"{"model":"gpt-4o-mini","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nx-warden-agent: hangs-up\r\nx-mock-scenario: {{\"delay_ms\":3000}}\r\ncontent-length: {}\r\n\r\n{body}",
+        gw.addr,
+        body.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    // Until the upstream has the request: the exchange is past its reservation.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock_stats(&mock).await["requests"].as_u64().unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the mock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(conn);
+
+    // Entry 0 is the gateway's start; the abandoned exchange is entry 1, well before the
+    // upstream would have answered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        let shown = audit(&gw.data_dir, &["show", "1", "--raw"]);
+        if shown.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&shown.stdout).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no entry for the abandoned exchange: {}",
+            gw.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entry["outcome"]["result"], "client_cancelled", "{entry}");
+    assert_eq!(entry["agent"], "hangs-up", "{entry}");
+    assert!(
+        entry["decision"]["reserved_micros"].as_i64().unwrap() > 0,
+        "{entry}"
+    );
+
+    // Its reservation is settled, not held until a restart.
+    let token = std::fs::read_to_string(gw.data_dir.join("admin.token")).unwrap();
+    let bearer = format!("Bearer {}", token.trim());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = send(
+            Method::GET,
+            &format!(
+                "{}/admin/spend?scope=agent&subject=hangs-up&period=day",
+                gw.url()
+            ),
+            &[("authorization", bearer.as_str())],
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let rows = r.json()["spend"].clone();
+        if rows[0]["requests"] == 1 {
+            assert_eq!(rows[0]["reserved_micros"], 0, "{rows}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never settled: {rows}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -208,8 +208,42 @@ pub struct Flight {
     /// The response was already scanned (buffered, or a stream with a protector), so
     /// [`Flight::finish`] does not scan it again.
     pub protect_streamed: bool,
+    /// The exchange's completion is with the recorder (the buffered path records it before
+    /// release), so a flight dropped afterwards has nothing left to record.
+    pub completed: bool,
     /// Counts this exchange in `warden_inflight_requests` until it ends.
     _inflight: crate::metrics::InflightGuard,
+}
+
+/// Holds a flight while its exchange runs. If the client goes away first (the connection
+/// drops the request's future), the exchange is still recorded, as `client_cancelled`, and its
+/// budget reservation settled, as a stream's body does when dropped; otherwise a request that
+/// reached the provider would leave no entry, and its reservation would hold until restart.
+struct Unreleased(Option<Flight>);
+
+impl Unreleased {
+    fn flight(&mut self) -> &mut Flight {
+        self.0
+            .as_mut()
+            .expect("an exchange's flight is there until it is released")
+    }
+
+    fn release(mut self) -> Flight {
+        self.0
+            .take()
+            .expect("an exchange's flight is released once")
+    }
+}
+
+impl Drop for Unreleased {
+    fn drop(&mut self) {
+        if let Some(flight) = self.0.take()
+            && !flight.completed
+        {
+            // Queued now; nothing waits for it to be durable.
+            drop(flight.finish(Outcome::ClientCancelled, None, None));
+        }
+    }
 }
 
 impl Flight {
@@ -410,7 +444,7 @@ pub async fn handle(
             return Ok(e.into_response(provider));
         }
     };
-    let mut flight = Flight {
+    let flight = Flight {
         recorder: gw.recorder.clone(),
         control: gw.control.clone(),
         received: Instant::now(),
@@ -437,8 +471,12 @@ pub async fn handle(
         upstream_status: None,
         started: None,
         permit: None,
+        completed: false,
     };
-    match exchange(&gw, &mut flight, req).await {
+    let mut unreleased = Unreleased(Some(flight));
+    let result = exchange(&gw, unreleased.flight(), req).await;
+    let mut flight = unreleased.release();
+    match result {
         Ok(Released::Buffered(resp)) => Ok(resp),
         Ok(Released::Stream(head, incoming, framing)) => {
             let protection = flight.protection.clone();
@@ -653,7 +691,9 @@ async fn exchange(
     flight.observe(&Outcome::Completed, response.as_ref(), cost.as_ref());
     let rec = flight.record(Outcome::Completed, response, Some(response_digest), cost);
     flight.meter(&rec);
-    let receipt = gw.recorder.commit(rec).await.map_err(|e| {
+    let commit = gw.recorder.commit(rec);
+    flight.completed = true;
+    let receipt = commit.await.map_err(|e| {
         gw.recorder.fail(&e);
         GatewayError::audit_unavailable(e.to_string())
     })?;
