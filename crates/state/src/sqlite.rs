@@ -378,10 +378,12 @@ impl SqliteStore {
                     None => {
                         let s = read_status(&tx, &rc.cap, &rc.bucket)?;
                         rows.push(BatchRow {
-                            scope: rc.cap.scope,
-                            subject: rc.cap.subject.clone(),
-                            period: rc.cap.period,
-                            bucket: rc.bucket.clone(),
+                            key: RowKey {
+                                scope: rc.cap.scope,
+                                subject: rc.cap.subject.clone(),
+                                period: rc.cap.period,
+                                bucket: rc.bucket.clone(),
+                            },
                             spent: s.spent_micros,
                             reserved: s.reserved_micros,
                             added: 0,
@@ -445,10 +447,10 @@ impl SqliteStore {
             // `last_at` says the subject was seen.
             for row in rows.iter().filter(|r| r.written) {
                 upsert.execute(params![
-                    row.scope.name(),
-                    row.subject,
-                    row.period.name(),
-                    row.bucket,
+                    row.key.scope.name(),
+                    row.key.subject,
+                    row.key.period.name(),
+                    row.key.bucket,
                     row.added,
                     to_sql_int(row.last_at),
                 ])?;
@@ -623,10 +625,7 @@ impl KeyCache {
 
 /// A spend row as a batch of reservations sees it (see `reserve_batch_inner`).
 struct BatchRow {
-    scope: Scope,
-    subject: String,
-    period: Period,
-    bucket: String,
+    key: RowKey,
     spent: Micros,
     /// Reserved in the database plus what earlier items of the batch added.
     reserved: Micros,
@@ -640,10 +639,10 @@ struct BatchRow {
 
 impl BatchRow {
     fn holds(&self, rc: &ReservedCap) -> bool {
-        self.scope == rc.cap.scope
-            && self.period == rc.cap.period
-            && self.subject == rc.cap.subject
-            && self.bucket == rc.bucket
+        self.key.scope == rc.cap.scope
+            && self.key.period == rc.cap.period
+            && self.key.subject == rc.cap.subject
+            && self.key.bucket == rc.bucket
     }
 }
 

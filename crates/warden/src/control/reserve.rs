@@ -9,10 +9,12 @@
 //! # Who writes
 //!
 //! There is no thread of its own. The first request to arrive while nothing is being written
-//! writes its own reservation at once, on its own task: alone on the gateway (concurrency 1)
-//! a reservation costs exactly one store call, with no hand-off between threads. Requests that
-//! arrive meanwhile queue and wait. When the writer is done with its own, it writes the queue
-//! as one batch, then the next queue, and so on until the queue is empty. After
+//! becomes the writer, on its own task. It yields to the scheduler once, so the tasks already
+//! ready on its worker reach their own reservations and queue behind it, then writes its own
+//! and the queued ones in one transaction. Alone on the gateway (concurrency 1) a reservation
+//! costs one store call and a trip through the scheduler, with no hand-off between threads.
+//! Requests that arrive while it writes queue and wait; it then writes the queue as one batch,
+//! then the next queue, and so on until the queue is empty. After
 //! [`INLINE_ROUNDS`] batches it hands the rest to a blocking thread, so a steady stream of
 //! requests cannot keep one runtime worker writing reservations while its own tasks wait.
 //!
