@@ -469,13 +469,21 @@ pub async fn decide(
 }
 
 /// Prices the real usage, settles the reservation and token rates, and returns the cost.
+///
+/// `abandoned`: the client went away before the exchange ended. When that was after the
+/// request was forwarded but before the upstream answered, the provider has the request and
+/// may bill all of it, and nobody will learn how much: the worst case reserved for it is
+/// charged (the input estimate at list price when no budget reserved one), so hanging up
+/// cannot be a way around a budget.
 pub fn settle(
     control: &Control,
     flight: &mut Flight,
     response: Option<&ExchangeResponse>,
+    abandoned: bool,
 ) -> Option<Cost> {
     let admission = flight.admission.take();
     let upstream_answered = flight.upstream_status.is_some();
+    let unanswered = abandoned && !upstream_answered && flight.started.is_some();
     let (usage, estimated) = usage_of(flight, response, admission.as_ref());
     let price = admission.as_ref().and_then(|a| a.price).or_else(|| {
         let policy = control.policy();
@@ -483,7 +491,12 @@ pub fn settle(
             .model()
             .and_then(|m| policy.prices.lookup(flight.target.route.provider.name(), m))
     });
+    let worst = admission.as_ref().map_or(0, |a| a.reserved);
     let micros = if upstream_answered {
+        price.map(|p| p.cost_micros(&usage))
+    } else if unanswered && worst > 0 {
+        Some(worst)
+    } else if unanswered {
         price.map(|p| p.cost_micros(&usage))
     } else {
         Some(0)
@@ -509,7 +522,7 @@ pub fn settle(
             }
         }
     }
-    if !upstream_answered && reservation.is_none() {
+    if !upstream_answered && !unanswered && reservation.is_none() {
         return None;
     }
     control.settle(crate::control::Settlement {
@@ -519,7 +532,7 @@ pub fn settle(
         charge,
         at: SystemTime::now(),
     });
-    upstream_answered.then_some(Cost { micros, estimated })
+    (upstream_answered || unanswered).then_some(Cost { micros, estimated })
 }
 
 /// Token counts of the exchange: the response's usage, else an estimate (4 bytes per token).

@@ -343,7 +343,8 @@ impl Flight {
             self.upstream_time = self.started.map(|s| s.elapsed());
         }
         let control = self.control.clone();
-        let cost = decide::settle(&control, &mut self, response.as_ref());
+        let abandoned = matches!(outcome, Outcome::ClientCancelled);
+        let cost = decide::settle(&control, &mut self, response.as_ref(), abandoned);
         self.observe(&outcome, response.as_ref(), cost.as_ref());
         // The flight ends here, so its parsed request (the whole conversation) moves into the
         // record instead of being copied.
@@ -687,7 +688,7 @@ async fn exchange(
         bytes
     };
     let response_digest = BodyDigest::of(&bytes);
-    let cost = decide::settle(&gw.control, flight, response.as_ref());
+    let cost = decide::settle(&gw.control, flight, response.as_ref(), false);
     flight.observe(&Outcome::Completed, response.as_ref(), cost.as_ref());
     let rec = flight.record(Outcome::Completed, response, Some(response_digest), cost);
     flight.meter(&rec);
