@@ -40,7 +40,7 @@ const INLINE_ROUNDS: usize = 4;
 pub struct Reserver {
     store: Arc<dyn Store>,
     queue: Mutex<Queue>,
-    /// Batches written from the queue (the writer's own reservations not counted).
+    /// Transactions that carried queued reservations (a writer's own, alone, is not counted).
     batches: AtomicU64,
 }
 
@@ -118,7 +118,7 @@ impl Reserver {
         })
     }
 
-    /// How many batches of queued reservations were written, each one store transaction.
+    /// How many transactions carried queued reservations (see the module doc).
     pub fn batches(&self) -> u64 {
         self.batches.load(Ordering::Relaxed)
     }
@@ -174,14 +174,9 @@ impl Reserver {
         // the scheduler, not a thread wake-up.
         tokio::task::yield_now().await;
         let queued = std::mem::take(&mut self.lock().waiting);
-        let mine = if queued.is_empty() {
-            self.store
-                .reserve(&request.caps, request.amount, request.at)
-                .map_err(|e| e.to_string())
-        } else {
-            self.write(Some(request), queued)
-                .unwrap_or_else(|| Err("a budget reservation went unanswered".into()))
-        };
+        let mine = self
+            .write(Some(request), queued)
+            .unwrap_or_else(|| Err("a budget reservation went unanswered".into()));
         self.drain(INLINE_ROUNDS);
         writing.armed = false;
         mine
@@ -226,20 +221,24 @@ impl Reserver {
     }
 
     /// One transaction for `own` (answered as the return value) and then `batch` (answered on
-    /// their channels), judged in that order.
+    /// their channels), judged in that order. Counted as a batch when anyone queued.
     fn write(
         &self,
         own: Option<ReserveRequest>,
         batch: Vec<Waiting>,
     ) -> Option<Result<ReserveOutcome, String>> {
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        let has_own = own.is_some();
-        let (mut requests, replies): (Vec<ReserveRequest>, Vec<oneshot::Sender<Answer>>) =
-            batch.into_iter().map(|w| (w.request, w.reply)).unzip();
-        if let Some(own) = own {
-            requests.insert(0, own);
+        if !batch.is_empty() {
+            self.batches.fetch_add(1, Ordering::Relaxed);
         }
-        let mut outcomes: Vec<Result<ReserveOutcome, String>> =
+        let has_own = own.is_some();
+        let mut requests = Vec::with_capacity(batch.len() + 1);
+        requests.extend(own);
+        let mut replies = Vec::with_capacity(batch.len());
+        for w in batch {
+            requests.push(w.request);
+            replies.push(w.reply);
+        }
+        let outcomes: Vec<Result<ReserveOutcome, String>> =
             match self.store.reserve_batch(&requests) {
                 Ok(all) => all
                     .into_iter()
@@ -250,11 +249,8 @@ impl Reserver {
                     requests.iter().map(|_| Err(e.clone())).collect()
                 }
             };
-        let mine = if has_own && !outcomes.is_empty() {
-            Some(outcomes.remove(0))
-        } else {
-            None
-        };
+        let mut outcomes = outcomes.into_iter();
+        let mine = if has_own { outcomes.next() } else { None };
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A request that went away gets nothing; the returned answer drops and gives back
             // what it reserved.
