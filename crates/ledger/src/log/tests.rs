@@ -587,6 +587,14 @@ fn sync_counter(fail: Arc<std::sync::atomic::AtomicBool>) -> (writer::FaultHook,
     (hook, syncs)
 }
 
+/// Options for `Durability::Write` with `sync_interval`, syncs watched by `hook`.
+fn write_mode(sync_interval: Duration, hook: writer::FaultHook) -> LedgerOptions {
+    let mut opts = LedgerOptions::new(signer());
+    opts.durability = Durability::Write { sync_interval };
+    opts.fault = Some(hook);
+    opts
+}
+
 fn checkpoint_copies(dir: &Path) -> u64 {
     std::fs::metadata(dir.join(CHECKPOINTS_FILE)).unwrap().len() - CHECKPOINTS_HEADER_LEN
 }
@@ -606,11 +614,7 @@ fn eventually(done: impl Fn() -> bool) -> bool {
 fn write_durability_answers_before_the_sync_and_copies_checkpoints_only_after_it() {
     let dir = TempDir::new("write-mode");
     let (hook, syncs) = sync_counter(Arc::default());
-    let mut opts = LedgerOptions::new(signer());
-    opts.durability = Durability::Write {
-        sync_interval: Duration::from_secs(3600),
-    };
-    opts.fault = Some(hook);
+    let opts = write_mode(Duration::from_secs(3600), hook);
     let ledger = Ledger::open(dir.path(), opts).unwrap();
     let receipts: Vec<_> = (0..5)
         .map(|n| ledger.append_blocking(draft(Some("s"), n)).unwrap())
@@ -646,11 +650,7 @@ fn write_durability_answers_before_the_sync_and_copies_checkpoints_only_after_it
 fn write_durability_syncs_an_idle_ledger_when_the_interval_ends_and_a_busy_one_per_interval() {
     let dir = TempDir::new("write-idle");
     let (hook, syncs) = sync_counter(Arc::default());
-    let mut opts = LedgerOptions::new(signer());
-    opts.durability = Durability::Write {
-        sync_interval: Duration::from_millis(20),
-    };
-    opts.fault = Some(hook);
+    let opts = write_mode(Duration::from_millis(20), hook);
     let ledger = Ledger::open(dir.path(), opts).unwrap();
     let first = ledger.append_blocking(draft(None, 0)).unwrap();
     // Nothing else arrives: the writer wakes for the due sync by itself.
@@ -668,11 +668,7 @@ fn write_durability_syncs_an_idle_ledger_when_the_interval_ends_and_a_busy_one_p
     // same way.
     let dir = TempDir::new("write-zero");
     let (hook, syncs) = sync_counter(Arc::default());
-    let mut opts = LedgerOptions::new(signer());
-    opts.durability = Durability::Write {
-        sync_interval: Duration::ZERO,
-    };
-    opts.fault = Some(hook);
+    let opts = write_mode(Duration::ZERO, hook);
     let ledger = Ledger::open(dir.path(), opts).unwrap();
     for n in 0..3 {
         let a = ledger.append_blocking(draft(None, n)).unwrap();
@@ -687,11 +683,7 @@ fn a_failed_deferred_sync_fails_the_ledger_closed() {
     let dir = TempDir::new("write-fail");
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let (hook, syncs) = sync_counter(fail.clone());
-    let mut opts = LedgerOptions::new(signer());
-    opts.durability = Durability::Write {
-        sync_interval: Duration::from_millis(10),
-    };
-    opts.fault = Some(hook);
+    let opts = write_mode(Duration::from_millis(10), hook);
     let ledger = Ledger::open(dir.path(), opts).unwrap();
     // Answered before its sync, which then fails.
     ledger.append_blocking(draft(None, 0)).unwrap();
